@@ -1,0 +1,1 @@
+"""The ``detente`` command. Exit codes and user-facing wording live here only."""

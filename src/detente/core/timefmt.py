@@ -1,0 +1,42 @@
+"""Times on the wire: RFC 3339 UTC strings with millisecond precision.
+
+``2026-11-24T19:54:49.123Z`` — always ``Z``, always three fractional digits,
+so every time has exactly one spelling and canonical JSON stays canonical.
+The core never reads the clock: callers pass ``now`` (an aware datetime).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from detente.errors import EncodingError
+
+__all__ = ["format_time", "parse_time", "require_aware"]
+
+_TIME_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.(\d{3})Z$")
+
+
+def require_aware(now: datetime, what: str = "now") -> datetime:
+    """Return ``now`` in UTC; naive datetimes are a programming error."""
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(f"{what} must be a timezone-aware datetime")
+    return now.astimezone(UTC)
+
+
+def format_time(when: datetime) -> str:
+    """The one wire spelling of ``when`` (truncated to the millisecond)."""
+    when = require_aware(when, "time")
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def parse_time(text: object, *, field: str = "time") -> datetime:
+    """Parse the wire spelling strictly; the error names the field."""
+    match = _TIME_RE.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise EncodingError(f"{field} must be an RFC 3339 UTC time like 2026-01-31T12:00:00.000Z")
+    year, month, day, hour, minute, second, millis = (int(g) for g in match.groups())
+    try:
+        return datetime(year, month, day, hour, minute, second, millis * 1000, tzinfo=UTC)
+    except ValueError as exc:
+        raise EncodingError(f"{field} is not a valid date and time") from exc
