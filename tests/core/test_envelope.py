@@ -312,3 +312,48 @@ def _field_value(original: object, flipped: bytes) -> object:
     if isinstance(original, int):
         return original ^ 1
     return parse(b"null") if original is not None else "x"
+
+
+@pytest.mark.parametrize("kem", ["MLKEM768_X25519", "X25519"])
+def test_sealed_envelope_passes_validation(us: Party, ru: Party, kem: str) -> None:
+    """seal() skips re-validation of what it built; the validating constructor agrees."""
+    agreement = make_agreement([us, ru], policy=Policy(frozenset({"notification"}), kem=kem))
+    env = _seal(us, ru, agreement, case="CASE-7", reply_to=None, exercise=True)
+    rebuilt = Envelope(**{f.name: getattr(env, f.name) for f in dataclasses.fields(Envelope)})
+    assert rebuilt == env
+    assert Envelope.from_bytes(env.to_bytes()) == env
+
+
+@given(
+    body=st.dictionaries(
+        st.text(max_size=8),
+        st.recursive(
+            st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(),
+            lambda inner: (
+                st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3)
+            ),
+            max_leaves=8,
+        ),
+        max_size=5,
+    ),
+    personal=st.booleans(),
+    salt=st.binary(min_size=16, max_size=16),
+)
+def test_plaintext_assembly_is_canonical_json(
+    body: dict[str, object], personal: bool, salt: bytes
+) -> None:
+    from detente.core.canonical import canonical
+
+    content = Content("sighting", "AMBER+STRICT", body, personal_data=personal)
+    expected = canonical(
+        {
+            "v": 1,
+            "salt": b64e(salt),
+            "type": "sighting",
+            "tlp": "AMBER+STRICT",
+            "personal_data": personal,
+            "body": body,
+        }
+    )
+    assert content.to_plaintext(salt) == expected
+    assert Content.from_plaintext(expected) == content

@@ -37,6 +37,10 @@ __all__ = [
 SIGNING_PREFIX = b"detente/v1/"
 MAX_DEPTH = 32
 _MAX_SAFE_INT = 2**53 - 1
+# One encoder, built once: json.dumps would build a new one per call.
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
 
 
 def _check(value: Any, depth: int = 0) -> bool:
@@ -60,17 +64,23 @@ def _check(value: Any, depth: int = 0) -> bool:
         for key, item in value.items():
             if type(key) is not str:
                 raise EncodingError("non-string object key at $")
+            if not key.isascii():
+                ascii_keys = False
+            item_kind = type(item)
+            if item_kind is str or item_kind is bool or item is None:
+                continue  # the common case, without a call
             try:
                 if not _check(item, depth + 1):
                     ascii_keys = False
             except EncodingError as exc:
                 raise type(exc)(str(exc).replace(" at $", f" at $.{key}", 1)) from None
-            if not key.isascii():
-                ascii_keys = False
         return ascii_keys
     if kind is list or kind is tuple:
         ascii_keys = True
         for i, item in enumerate(value):
+            item_kind = type(item)
+            if item_kind is str or item_kind is bool or item is None:
+                continue
             try:
                 if not _check(item, depth + 1):
                     ascii_keys = False
@@ -100,9 +110,7 @@ def canonical(value: Any) -> bytes:
     """
     if _check(value):
         try:
-            return json.dumps(
-                value, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-            ).encode("utf-8")
+            return _ENCODER.encode(value).encode("utf-8")
         except UnicodeEncodeError as exc:  # lone surrogate: not valid I-JSON
             raise EncodingError("string is not valid Unicode (lone surrogate)") from exc
     try:

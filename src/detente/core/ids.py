@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from datetime import datetime
 
 from detente.core.timefmt import require_aware
@@ -20,15 +19,23 @@ __all__ = ["check_uuid7", "uuid7"]
 _UUID7_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
-def uuid7(now: datetime) -> str:
-    """A new UUIDv7 string whose timestamp is ``now`` (milliseconds)."""
+def uuid7(now: datetime, rand: bytes | None = None) -> str:
+    """A new UUIDv7 string whose timestamp is ``now`` (milliseconds).
+
+    ``rand`` (10 bytes) lets a caller that already drew randomness reuse it.
+    """
     millis = int(require_aware(now).timestamp() * 1000)
     if not 0 <= millis < 1 << 48:
         raise ValueError("time outside the UUIDv7 range")
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (millis << 80) | (0x7 << 76) | ((rand >> 62) & 0xFFF) << 64
-    value |= (0b10 << 62) | (rand & ((1 << 62) - 1))
-    return str(uuid.UUID(int=value))
+    if rand is None:
+        rand = os.urandom(10)
+    elif len(rand) != 10:
+        raise ValueError("uuid7 needs 10 random bytes")
+    bits = int.from_bytes(rand, "big")
+    value = (millis << 80) | (0x7 << 76) | ((bits >> 62) & 0xFFF) << 64
+    value |= (0b10 << 62) | (bits & ((1 << 62) - 1))
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def check_uuid7(value: object, *, field: str = "id") -> str:

@@ -14,11 +14,13 @@ from detente.errors import EncodingError
 
 __all__ = ["format_time", "parse_time", "require_aware"]
 
-_TIME_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.(\d{3})Z$")
+_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 
 def require_aware(now: datetime, what: str = "now") -> datetime:
     """Return ``now`` in UTC; naive datetimes are a programming error."""
+    if now.tzinfo is UTC:
+        return now
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"{what} must be a timezone-aware datetime")
     return now.astimezone(UTC)
@@ -27,7 +29,11 @@ def require_aware(now: datetime, what: str = "now") -> datetime:
 def format_time(when: datetime) -> str:
     """The one wire spelling of ``when`` (truncated to the millisecond)."""
     when = require_aware(when, "time")
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    # f-string, not strftime: this runs on every seal, and strftime is 4x slower.
+    return (
+        f"{when.year:04d}-{when.month:02d}-{when.day:02d}T"
+        f"{when.hour:02d}:{when.minute:02d}:{when.second:02d}.{when.microsecond // 1000:03d}Z"
+    )
 
 
 def parse_time(text: object, *, field: str = "time") -> datetime:
@@ -35,8 +41,8 @@ def parse_time(text: object, *, field: str = "time") -> datetime:
     match = _TIME_RE.match(text) if isinstance(text, str) else None
     if match is None:
         raise EncodingError(f"{field} must be an RFC 3339 UTC time like 2026-01-31T12:00:00.000Z")
-    year, month, day, hour, minute, second, millis = (int(g) for g in match.groups())
     try:
-        return datetime(year, month, day, hour, minute, second, millis * 1000, tzinfo=UTC)
+        # The regex fixed the one spelling; fromisoformat (C) checks the calendar.
+        return datetime.fromisoformat(text[:-1] + "+00:00")  # type: ignore[index]
     except ValueError as exc:
         raise EncodingError(f"{field} is not a valid date and time") from exc
