@@ -290,3 +290,20 @@ def test_proof_requests_outside_the_tree_refused() -> None:
     with pytest.raises(ValueError, match="32"):
         tree.append_leaf_hash(b"short")
     assert tree.consistency_proof(5) == []
+
+
+@pytest.mark.parametrize(("size", "keep"), [(0, 0), (1, 0), (7, 3), (8, 4), (33, 32), (64, 17)])
+def test_truncate_undoes_appends(size: int, keep: int) -> None:
+    tree = MerkleTree()
+    for i in range(size):
+        tree.append(b"%d" % i)
+    tree.truncate(keep)
+    fresh = MerkleTree()
+    for i in range(keep):
+        fresh.append(b"%d" % i)
+    assert tree.size == keep
+    assert tree.root() == fresh.root()
+    assert tree.levels == fresh.levels
+    tree.append(b"next")
+    fresh.append(b"next")
+    assert tree.root() == fresh.root()

@@ -71,6 +71,7 @@ __all__ = [
     "Opened",
     "open_",
     "seal",
+    "seal_keeping_plaintext",
     "verify_disclosure",
 ]
 
@@ -341,6 +342,18 @@ def _info(header_bytes: bytes) -> bytes:
 
 def seal(
     content: Content,
+    **kwargs: Any,
+) -> Envelope:
+    """Encrypt ``content`` to ``recipient`` and sign it, as ``agreement`` allows.
+
+    Keyword arguments as :func:`seal_keeping_plaintext`, which also returns
+    the plaintext (with its salt) for the sender's own records.
+    """
+    return seal_keeping_plaintext(content, **kwargs)[0]
+
+
+def seal_keeping_plaintext(
+    content: Content,
     *,
     sender: str,
     sender_keys: PartyKeys,
@@ -351,11 +364,13 @@ def seal(
     case: str | None = None,
     reply_to: str | None = None,
     exercise: bool = False,
-) -> Envelope:
-    """Encrypt ``content`` to ``recipient`` and sign it, as ``agreement`` allows.
+) -> tuple[Envelope, bytes]:
+    """Seal ``content`` to ``recipient``; return the envelope and its plaintext.
 
-    The sender's side enforces the same policy the recipient will, so nothing
-    the agreement forbids ever leaves (DESIGN.md principle 2).
+    The sender keeps the plaintext so it can later prove what it sent
+    (:func:`verify_disclosure` works for either party).  The sender's side
+    enforces the same policy the recipient will, so nothing the agreement
+    forbids ever leaves (DESIGN.md principle 2).
     """
     now = require_aware(now)
     agreement.check_valid_at(now)
@@ -392,7 +407,7 @@ def seal(
     sealed = _SUITES[kem].encrypt(plaintext, public, info=_info(header_bytes))
     enc, ct = sealed[: _ENC_SIZE[kem]], sealed[_ENC_SIZE[kem] :]
     sig = sender_keys.sign_ed25519(_signed_bytes(header_bytes, sealed))
-    return Envelope._unchecked(
+    envelope = Envelope._unchecked(
         v=ENVELOPE_VERSION,
         id=message_id,
         agreement=agreement.ref,
@@ -410,6 +425,7 @@ def seal(
         ct=ct,
         sig=sig,
     )
+    return envelope, plaintext
 
 
 @dataclass(frozen=True, slots=True)

@@ -308,6 +308,15 @@ class MerkleTree:
         sha = _sha256
         self.extend_leaf_hashes([sha(b"\x00" + d).digest() for d in items])
 
+    def truncate(self, size: int) -> None:
+        """Forget every leaf from ``size`` on (undo appends a failed commit made)."""
+        if not 0 <= size <= self.size:
+            raise ValueError(f"cannot truncate a tree of size {self.size} to {size}")
+        for k, level in enumerate(self._levels):
+            del level[size >> k :]
+        while len(self._levels) > 1 and not self._levels[-1]:
+            self._levels.pop()
+
     # -- reading ------------------------------------------------------------
 
     @property

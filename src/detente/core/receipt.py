@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -187,11 +187,19 @@ def issue_receipt(
     return replace(unsigned, sig=sig)
 
 
-def verify_receipt(receipt: Receipt, envelope: Envelope, agreement: Agreement) -> Checkpoint:
+def verify_receipt(
+    receipt: Receipt,
+    envelope: Envelope,
+    agreement: Agreement,
+    *,
+    checkpoint_cache: MutableMapping[str, Checkpoint] | None = None,
+) -> Checkpoint:
     """Check that ``receipt`` is the recipient's valid receipt for ``envelope``.
 
     Returns the recipient's checkpoint (for the sender to keep and witness).
     ``agreement`` must be the verified agreement the envelope names.
+    ``checkpoint_cache`` (note text -> checkpoint) lets a caller verify the
+    ML-DSA-65 signature of a checkpoint shared by a batch of receipts once.
     """
     what = f"receipt for {envelope.id}"
     if receipt.agreement != envelope.agreement or agreement.ref != envelope.agreement:
@@ -204,12 +212,18 @@ def verify_receipt(receipt: Receipt, envelope: Envelope, agreement: Agreement) -
         raise ReceiptError(f"{what}: names a different envelope (hash mismatch)")
     recipient = agreement.member(envelope.to)
     verify_ed25519(recipient.keys.ed25519, receipt.sig, receipt.signed_bytes(), what=what)
-    try:
-        cp = verify_checkpoint(
-            receipt.checkpoint.encode("utf-8"), recipient.log_origin, log_verifiers(recipient)
-        )
-    except NoteError as exc:
-        raise ReceiptError(f"{what}: checkpoint does not verify: {exc}") from exc
+    cp = checkpoint_cache.get(receipt.checkpoint) if checkpoint_cache is not None else None
+    if cp is not None and cp.origin != recipient.log_origin:
+        cp = None  # verified for another log: verify again under this recipient's keys
+    if cp is None:
+        try:
+            cp = verify_checkpoint(
+                receipt.checkpoint.encode("utf-8"), recipient.log_origin, log_verifiers(recipient)
+            )
+        except NoteError as exc:
+            raise ReceiptError(f"{what}: checkpoint does not verify: {exc}") from exc
+        if checkpoint_cache is not None:
+            checkpoint_cache[receipt.checkpoint] = cp
     if receipt.log_index >= cp.size:
         raise ReceiptError(f"{what}: log index {receipt.log_index} is outside the checkpoint")
     verify_inclusion(

@@ -1,0 +1,146 @@
+"""The outbox worker: deliver pending envelopes, in channel order, until receipted.
+
+Per recipient, one batch is in flight at a time, lowest sequence numbers
+first, so a channel's order holds across retries and restarts (the outbox is
+in the store).  A batch is done only when every receipt in the answer
+verifies (signature, checkpoint, inclusion proof); then the receipts are
+committed to our log.  Failures back off exponentially with jitter.  A
+refusal naming one envelope (4xx with an ``index``) marks that one rejected
+and raises an alarm; the rest are sent again at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+import anyio
+import httpx
+
+from detente.core.canonical import b64d, canonical, parse
+from detente.errors import DetenteError
+from detente.node.clock import to_ms
+from detente.node.service import Node
+
+__all__ = ["DeliveryWorker", "backoff_ms"]
+
+log = logging.getLogger(__name__)
+DELIVER_PATH = "/federation/v1/deliver"
+
+
+def backoff_ms(failures: int, *, base_ms: int = 500, cap_ms: int = 300_000) -> int:
+    """Exponential backoff with jitter: half to all of ``base * 2**failures``, capped."""
+    ceiling = min(cap_ms, base_ms * 2 ** min(failures, 30))
+    return int(ceiling * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not secrecy
+
+
+class DeliveryWorker:
+    def __init__(self, node: Node, client: httpx.AsyncClient, batch_size: int = 200) -> None:
+        self.node = node
+        self.client = client
+        self.batch_size = batch_size
+        self._busy: set[str] = set()
+        self._failures: dict[str, int] = {}
+        self.delivered = 0
+
+    async def deliver_due(self) -> None:
+        now_ms = to_ms(self.node.clock.now())
+        channels = await anyio.to_thread.run_sync(self.node.due_channels, now_ms)
+        async with anyio.create_task_group() as tg:
+            for recipient in channels:
+                if recipient not in self._busy:
+                    self._busy.add(recipient)
+                    tg.start_soon(self._channel, recipient)
+
+    async def _channel(self, recipient: str) -> None:
+        try:
+            while await self._one_batch(recipient):
+                pass
+        except Exception:  # a worker must outlive any one peer's misbehaviour
+            log.exception("delivery to %s failed unexpectedly", recipient)
+        finally:
+            self._busy.discard(recipient)
+
+    async def _fail(self, recipient: str, ids: list[str], error: str) -> None:
+        failures = self._failures.get(recipient, 0)
+        self._failures[recipient] = failures + 1
+        delay = backoff_ms(failures)
+        log.warning("delivery to %s failed (%s); retry in %.1f s", recipient, error, delay / 1000)
+        await anyio.to_thread.run_sync(self.node.delivery_failed, ids, error, delay)
+
+    async def _one_batch(self, recipient: str) -> bool:
+        """Deliver one batch; True if there may be more to send now."""
+        node = self.node
+        envelopes = await anyio.to_thread.run_sync(node.pending_batch, recipient, self.batch_size)
+        if not envelopes:
+            return False
+        ids = [e.id for e in envelopes]
+        card = node.peers().get(recipient)
+        if card is None:
+            await self._fail(recipient, ids, f"{recipient} is in no installed agreement")
+            return False
+        known = await anyio.to_thread.run_sync(node.known_peer_size, recipient)
+        body = canonical({"envelopes": [e.to_json() for e in envelopes], "known_size": known})
+        try:
+            response = await self.client.post(
+                card.endpoint.rstrip("/") + DELIVER_PATH,
+                content=body,
+                headers={"content-type": "application/json"},
+            )
+        except httpx.HTTPError as exc:
+            await self._fail(recipient, ids, f"cannot reach {card.endpoint}: {type(exc).__name__}")
+            return False
+        if response.status_code == 200:
+            return await self._accepted(recipient, envelopes, response)
+        problem: dict[str, Any] = {}
+        try:
+            problem = parse(response.content)
+        except DetenteError:
+            problem = {}
+        index = problem.get("index") if isinstance(problem, dict) else None
+        detail = str(problem.get("detail", response.reason_phrase))[:300]
+        if 400 <= response.status_code < 500 and isinstance(index, int) and 0 <= index < len(ids):
+            await anyio.to_thread.run_sync(node.delivery_rejected, ids[index], recipient, detail)
+            return True  # the others were not stored either: send them again now
+        await self._fail(recipient, ids, f"HTTP {response.status_code}: {detail}")
+        return False
+
+    async def _accepted(
+        self, recipient: str, envelopes: list[Any], response: httpx.Response
+    ) -> bool:
+        node = self.node
+        ids = [e.id for e in envelopes]
+        try:
+            answer = parse(response.content)
+            receipts = answer["receipts"]
+            if not isinstance(receipts, list) or len(receipts) != len(envelopes):
+                raise DetenteError("answer does not hold one receipt per envelope")
+            await anyio.to_thread.run_sync(
+                node.record_receipts, list(zip(envelopes, receipts, strict=True))
+            )
+        except (DetenteError, KeyError, TypeError) as exc:
+            await anyio.to_thread.run_sync(
+                node.raise_alarm, "bad-receipt", recipient, f"receipt from {recipient}: {exc}"
+            )
+            await self._fail(recipient, ids, f"bad receipt: {exc}")
+            return False
+        self._failures.pop(recipient, None)
+        self.delivered += len(envelopes)
+        try:
+            proof = [b64d(h, field="consistency") for h in answer.get("consistency", [])]
+            await anyio.to_thread.run_sync(
+                node.observe_checkpoint,
+                recipient,
+                str(answer["checkpoint"]).encode(),
+                proof,
+                answer.get("proof_from"),
+            )
+        except DetenteError as exc:
+            await anyio.to_thread.run_sync(
+                node.raise_alarm, "bad-checkpoint", recipient, f"checkpoint from {recipient}: {exc}"
+            )
+        missing = answer.get("missing", {}).get(node.id)
+        if missing:
+            await anyio.to_thread.run_sync(node.requeue, recipient, missing)
+        return True

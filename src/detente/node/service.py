@@ -1,0 +1,849 @@
+"""The node's service layer: what the API, the CLI and the workers call.
+
+One :class:`Node` per running party.  Everything that changes the log goes
+through the :class:`~detente.node.writer.Writer` as a job; reads use their
+own connections.  Decisions are the core's (``open_``, ``verify_receipt``,
+agreement succession); this module stores and orders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, func, insert, select, update
+
+from detente.core.agreement import Agreement, AgreementSet, parse_ref
+from detente.core.canonical import b64e, parse
+from detente.core.checkpoint import Checkpoint, open_checkpoint
+from detente.core.envelope import Content, Envelope, Opened, open_, seal_keeping_plaintext
+from detente.core.logentry import envelope_entry, log_verifiers, receipt_entry
+from detente.core.merkle import verify_consistency
+from detente.core.party import PartyCard
+from detente.core.receipt import Receipt, issue_receipt, verify_receipt
+from detente.errors import (
+    ConsistencyProofError,
+    DetenteError,
+    EncodingError,
+    NotAMemberError,
+    ReplayError,
+    UnknownAgreementError,
+    VerificationError,
+)
+from detente.node.clock import Clock, SystemClock, to_ms
+from detente.node.config import NodeHome
+from detente.node.log import NodeLog
+from detente.node.writer import Tx, Writer
+from detente.store.db import mapped_errors, migrate, open_engine
+from detente.store.schema import (
+    agreements as agreements_t,
+)
+from detente.store.schema import (
+    alarms,
+    api_tokens,
+    channels_in,
+    channels_out,
+    checkpoints,
+    cosignatures,
+    messages,
+    node_info,
+    outbox,
+    peer_checkpoints,
+    receipts,
+)
+
+__all__ = ["ROLES", "DeliveryResult", "Node"]
+
+log = logging.getLogger(__name__)
+ROLES = ("viewer", "officer", "supervisor", "admin")
+MAX_GAP_REPORT = 1000
+
+
+@dataclass
+class DeliveryResult:
+    """What a delivery exchange answers: a receipt (or refusal) per envelope."""
+
+    receipts: list[Receipt]
+    statuses: list[str]  # accepted | duplicate | duplicate-seq
+    checkpoint: bytes
+    consistency: list[bytes]
+    proof_from: int | None = None
+    missing: dict[str, list[int]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "receipts": [r.to_json() for r in self.receipts],
+            "statuses": self.statuses,
+            "checkpoint": self.checkpoint.decode("utf-8"),
+            "consistency": [b64e(h) for h in self.consistency],
+            "proof_from": self.proof_from,
+            "missing": self.missing,
+        }
+
+
+@dataclass(frozen=True)
+class _Duplicate:
+    """An envelope we already hold: answer with its original receipt."""
+
+    receipt: Receipt
+    status: str  # duplicate (same envelope) | duplicate-seq (same channel seq)
+
+
+# -- jobs ---------------------------------------------------------------------
+
+
+class _InstallAgreement:
+    def __init__(self, node: Node, agreement: Agreement) -> None:
+        self.node, self.agreement = node, agreement
+
+    def apply(self, tx: Tx) -> None:
+        agreement = self.agreement
+        existing = tx.conn.execute(
+            select(agreements_t.c.digest).where(
+                and_(agreements_t.c.id == agreement.id, agreements_t.c.version == agreement.version)
+            )
+        ).scalar_one_or_none()
+        if existing is not None:
+            if existing != agreement.digest():
+                raise VerificationError(
+                    f"a different {agreement.ref} is already installed (digest {existing[:16]})"
+                )
+            self.new = False
+            return
+        self.new = True
+        # Validate against a copy: the live set changes only after commit.
+        trial = AgreementSet(self.node.agreements)
+        trial.install(agreement)
+        if not agreement.is_member(self.node.id):
+            raise NotAMemberError(f"{self.node.id} is not a member of agreement {agreement.ref}")
+        doc = agreement.to_bytes()
+        tx.conn.execute(
+            insert(agreements_t).values(
+                id=agreement.id,
+                version=agreement.version,
+                digest=agreement.digest(),
+                document=doc,
+                installed_at=tx.now_ms,
+            )
+        )
+        tx.log.append(
+            "agreement",
+            agreement.ref,
+            {"kind": "agreement", "ref": agreement.ref, "digest": agreement.digest()},
+        )
+
+    def complete(self, tx: Tx, checkpoint: bytes) -> bool:
+        return self.new
+
+
+class _Send:
+    def __init__(
+        self,
+        node: Node,
+        content: Content,
+        recipients: Sequence[str],
+        agreement: Agreement,
+        case: str | None,
+        reply_to: str | None,
+        exercise: bool,
+    ) -> None:
+        self.node, self.content, self.recipients = node, content, recipients
+        self.agreement, self.case, self.reply_to, self.exercise = (
+            agreement,
+            case,
+            reply_to,
+            exercise,
+        )
+        self.sent: list[Envelope] = []
+
+    def apply(self, tx: Tx) -> None:
+        node, conn = self.node, tx.conn
+        self.agreement.check_valid_at(tx.now)
+        for recipient in self.recipients:
+            row = conn.execute(
+                select(channels_out.c.next_seq).where(channels_out.c.recipient == recipient)
+            ).scalar_one_or_none()
+            seq = row or 1
+            env, plaintext = seal_keeping_plaintext(
+                self.content,
+                sender=node.id,
+                sender_keys=node.keys,
+                recipient=recipient,
+                agreement=self.agreement,
+                seq=seq,
+                now=tx.now,
+                case=self.case,
+                reply_to=self.reply_to,
+                exercise=self.exercise,
+            )
+            if row is None:
+                conn.execute(insert(channels_out).values(recipient=recipient, next_seq=seq + 1))
+            else:
+                conn.execute(
+                    update(channels_out)
+                    .where(channels_out.c.recipient == recipient)
+                    .values(next_seq=seq + 1)
+                )
+            index = tx.log.append("envelope", env.id, envelope_entry(env))
+            conn.execute(
+                insert(messages).values(
+                    **_message_row(env, "out", index, tx.now_ms), plaintext=plaintext
+                )
+            )
+            conn.execute(
+                insert(outbox).values(
+                    message_id=env.id,
+                    recipient=recipient,
+                    seq=seq,
+                    state="pending",
+                    attempts=0,
+                    next_attempt_at=tx.now_ms,
+                )
+            )
+            self.sent.append(env)
+
+    def complete(self, tx: Tx, checkpoint: bytes) -> list[Envelope]:
+        return self.sent
+
+
+def _message_row(env: Envelope, direction: str, index: int, now_ms: int) -> dict[str, Any]:
+    return {
+        "id": env.id,
+        "direction": direction,
+        "agreement": env.agreement,
+        "sender": env.from_,
+        "recipient": env.to,
+        "seq": env.seq,
+        "created": env.created,
+        "type": env.type,
+        "tlp": env.tlp,
+        "case_id": env.case,
+        "reply_to": env.reply_to,
+        "exercise": env.exercise,
+        "envelope_hash": env.hash(),
+        "envelope": env.to_bytes(),
+        "log_index": index,
+        "stored_at": now_ms,
+    }
+
+
+class _Receive:
+    """Commit opened envelopes, then receipt them against the batch checkpoint."""
+
+    def __init__(self, node: Node, items: list[Opened | _Duplicate], known_size: int | None):
+        self.node, self.items, self.known_size = node, items, known_size
+        self.indices: dict[int, int] = {}
+        self.missing: dict[str, list[int]] = {}
+
+    def apply(self, tx: Tx) -> None:
+        conn = tx.conn
+        channels: dict[str, list[int]] = {}
+        seen_ids: set[str] = set()
+        for i, item in enumerate(self.items):
+            if isinstance(item, _Duplicate):
+                continue
+            env = item.envelope
+            # Another batch may have committed the same envelope since we looked.
+            dup = self.node._find_duplicate(conn, env)
+            if dup is not None or env.id in seen_ids:
+                self.items[i] = dup or self.node._pending_duplicate(env)
+                continue
+            seen_ids.add(env.id)
+            index = tx.log.append("envelope", env.id, envelope_entry(env))
+            conn.execute(
+                insert(messages).values(
+                    **_message_row(env, "in", index, tx.now_ms), plaintext=item.plaintext
+                )
+            )
+            self.indices[i] = index
+            state = channels.get(env.from_)
+            if state is None:
+                row = conn.execute(
+                    select(channels_in.c.contiguous, channels_in.c.max_seq).where(
+                        channels_in.c.sender == env.from_
+                    )
+                ).first()
+                state = [row[0], row[1], 1] if row else [0, 0, 0]
+                channels[env.from_] = state
+            state[1] = max(state[1], env.seq)
+        for sender, (first_open, max_seq, exists) in channels.items():
+            contiguous = first_open
+            stored = set(
+                conn.execute(
+                    select(messages.c.seq).where(
+                        and_(
+                            messages.c.sender == sender,
+                            messages.c.recipient == self.node.id,
+                            messages.c.seq > contiguous,
+                        )
+                    )
+                ).scalars()
+            )
+            while contiguous + 1 in stored:
+                contiguous += 1
+            values = {"contiguous": contiguous, "max_seq": max_seq}
+            if exists:
+                conn.execute(
+                    update(channels_in).where(channels_in.c.sender == sender).values(**values)
+                )
+            else:
+                conn.execute(insert(channels_in).values(sender=sender, **values))
+            if max_seq > contiguous:
+                gap = [s for s in range(contiguous + 1, max_seq) if s not in stored]
+                self.missing[sender] = gap[:MAX_GAP_REPORT]
+                self.node._alarm(
+                    conn,
+                    tx.now_ms,
+                    "gap",
+                    sender,
+                    f"channel {sender} -> {self.node.id}: {len(gap)} message(s) missing "
+                    f"below seq {max_seq} (first {gap[0]})",
+                    {"missing": gap[:MAX_GAP_REPORT]},
+                )
+
+    def complete(self, tx: Tx, checkpoint: bytes) -> DeliveryResult:
+        node, conn = self.node, tx.conn
+        cp_size = Checkpoint.from_text(checkpoint.decode().split("\n\n", 1)[0] + "\n").size
+        out: list[Receipt] = []
+        statuses: list[str] = []
+        for i, item in enumerate(self.items):
+            if isinstance(item, _Duplicate):
+                out.append(item.receipt)
+                statuses.append(item.status)
+                continue
+            env = item.envelope
+            index = self.indices[i]
+            receipt = issue_receipt(
+                env,
+                me=node.id,
+                my_keys=node.keys,
+                received=tx.now,
+                log_index=index,
+                checkpoint=checkpoint,
+                inclusion=tx.log.inclusion_proof(index, cp_size),
+            )
+            r_index = tx.log.append("receipt", env.id, receipt_entry(receipt))
+            conn.execute(
+                insert(receipts).values(
+                    message_id=env.id,
+                    direction="issued",
+                    receipt_hash=receipt.hash(),
+                    receipt=receipt.to_bytes(),
+                    log_index=r_index,
+                )
+            )
+            out.append(receipt)
+            statuses.append("accepted")
+        known = self.known_size
+        consistency: list[bytes] = []
+        if known is not None and 0 < known <= cp_size:
+            consistency = tx.log.consistency_proof(known, cp_size)
+        else:
+            known = None
+        return DeliveryResult(out, statuses, checkpoint, consistency, known, self.missing)
+
+
+class _RecordReceipts:
+    """The sender's side: store verified receipts, mark delivered, log them."""
+
+    def __init__(self, node: Node, pairs: list[tuple[str, Receipt]]) -> None:
+        self.node, self.pairs = node, pairs
+
+    def apply(self, tx: Tx) -> None:
+        conn = tx.conn
+        for message_id, receipt in self.pairs:
+            already = conn.execute(
+                select(receipts.c.receipt_hash).where(receipts.c.message_id == message_id)
+            ).scalar_one_or_none()
+            if already is None:
+                index = tx.log.append("receipt", message_id, receipt_entry(receipt))
+                conn.execute(
+                    insert(receipts).values(
+                        message_id=message_id,
+                        direction="got",
+                        receipt_hash=receipt.hash(),
+                        receipt=receipt.to_bytes(),
+                        log_index=index,
+                    )
+                )
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.message_id == message_id)
+                .values(state="delivered", delivered_at=tx.now_ms, last_error=None)
+            )
+
+    def complete(self, tx: Tx, checkpoint: bytes) -> None:
+        return None
+
+
+class _Write:
+    """A small write that does not touch the log (alarms, peer checkpoints, state)."""
+
+    def __init__(self, fn: Callable[[Tx], Any]) -> None:
+        self.fn = fn
+
+    def apply(self, tx: Tx) -> None:
+        self.result = self.fn(tx)
+
+    def complete(self, tx: Tx, checkpoint: bytes) -> Any:
+        return self.result
+
+
+# -- the node -------------------------------------------------------------------
+
+
+class Node:
+    """One running party."""
+
+    def __init__(self, home: NodeHome, *, clock: Clock | None = None) -> None:
+        self.home = home
+        self.config = home.config()
+        self.keys = home.keys()
+        self.card: PartyCard = home.card()
+        self.id = self.config.party_id
+        self.clock = clock or SystemClock()
+        self.engine = open_engine(self.config.db_url)
+        migrate(self.engine)
+        self._check_identity()
+        self.log = NodeLog(self.engine, self.id, self.keys)
+        self.writer = Writer(self.engine, self.log, self.clock)
+        self.agreements = AgreementSet()
+        self.agreement_versions: dict[str, Agreement] = {}
+        self._load_agreements()
+        self.on_outbox: Callable[[], None] = lambda: None
+        self.checkpoint_cache: dict[str, Checkpoint] = {}
+        self.writer.start()
+
+    def close(self) -> None:
+        self.writer.stop()
+        self.engine.dispose()
+
+    def _check_identity(self) -> None:
+        with mapped_errors("checking the node identity"), self.engine.begin() as conn:
+            stored = conn.execute(
+                select(node_info.c.value).where(node_info.c.key == "party_id")
+            ).scalar_one_or_none()
+            if stored is None:
+                conn.execute(insert(node_info).values(key="party_id", value=self.id))
+            elif stored != self.id:
+                raise DetenteError(f"database belongs to {stored}, not {self.id}")
+
+    def _load_agreements(self) -> None:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(agreements_t.c.document).order_by(agreements_t.c.id, agreements_t.c.version)
+            ).scalars()
+            for doc in rows:
+                agreement = Agreement.from_json(parse(bytes(doc)))
+                self.agreements.install(agreement)
+                self.agreement_versions[agreement.ref] = agreement
+
+    # -- agreements ------------------------------------------------------------
+
+    def install_agreement(self, agreement: Agreement) -> bool:
+        """Install a (first or next) agreement version; True if it was new."""
+        new = bool(self.writer.run(_InstallAgreement(self, agreement)))
+        if new:
+            self.agreements.install(agreement)
+            self.agreement_versions[agreement.ref] = agreement
+        return new
+
+    def agreement(self, ref: str) -> Agreement:
+        """An agreement by ``id`` (current version) or ``id@version`` (any installed)."""
+        if "@" in ref:
+            parse_ref(ref)
+            try:
+                return self.agreement_versions[ref]
+            except KeyError:
+                raise UnknownAgreementError(f"agreement {ref} is not installed") from None
+        return self.agreements.current(ref)
+
+    def peers(self) -> dict[str, PartyCard]:
+        """Every other member of every current agreement."""
+        found: dict[str, PartyCard] = {}
+        for agreement in self.agreements:
+            for card in agreement.members:
+                if card.id != self.id:
+                    found[card.id] = card
+        return found
+
+    # -- sending ---------------------------------------------------------------
+
+    def send(
+        self,
+        content: Content,
+        recipients: Sequence[str] | None,
+        agreement_id: str,
+        *,
+        case: str | None = None,
+        reply_to: str | None = None,
+        exercise: bool = False,
+    ) -> list[Envelope]:
+        """Seal to each recipient (all other members if None), commit, queue for delivery."""
+        agreement = self.agreements.current(agreement_id)
+        if not recipients:
+            recipients = [m.id for m in agreement.members if m.id != self.id]
+        for recipient in recipients:
+            agreement.member(recipient)
+            if recipient == self.id:
+                raise EncodingError("a node cannot send to itself")
+        job = _Send(
+            self, content, list(dict.fromkeys(recipients)), agreement, case, reply_to, exercise
+        )
+        sent: list[Envelope] = self.writer.run(job)
+        self.on_outbox()
+        return sent
+
+    # -- receiving -------------------------------------------------------------
+
+    def _find_duplicate(self, conn: Any, env: Envelope) -> _Duplicate | None:
+        row = conn.execute(
+            select(messages.c.id, messages.c.envelope_hash).where(
+                (messages.c.id == env.id)
+                | and_(
+                    messages.c.sender == env.from_,
+                    messages.c.recipient == env.to,
+                    messages.c.seq == env.seq,
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        if row.id == env.id and row.envelope_hash != env.hash():
+            raise ReplayError(f"message id {env.id} was already used by a different envelope")
+        original = conn.execute(
+            select(receipts.c.receipt).where(
+                and_(receipts.c.message_id == row.id, receipts.c.direction == "issued")
+            )
+        ).scalar_one()
+        status = "duplicate" if row.id == env.id else "duplicate-seq"
+        return _Duplicate(Receipt.from_bytes(bytes(original)), status)
+
+    def _pending_duplicate(self, env: Envelope) -> _Duplicate:
+        raise ReplayError(f"envelope {env.id} appears twice in one delivery")
+
+    def receive(self, raw: Sequence[Any], known_size: int | None = None) -> DeliveryResult:
+        """Verify, commit and receipt a batch of envelopes (all or nothing on bad input).
+
+        Raises :class:`DeliveryRefusedError` naming the first bad envelope; then
+        nothing is stored.
+        """
+        envelopes: list[Envelope] = []
+        for i, obj in enumerate(raw):
+            try:
+                envelopes.append(Envelope.from_json(obj))
+            except DetenteError as exc:
+                raise DeliveryRefusedError(i, None, exc) from exc
+        items: list[Opened | _Duplicate] = []
+        now = self.clock.now()
+        with self.engine.connect() as conn:
+            for i, env in enumerate(envelopes):
+                try:
+                    dup = self._find_duplicate(conn, env)
+                    if dup is not None:
+                        items.append(dup)
+                        continue
+                    items.append(
+                        open_(
+                            env, me=self.id, my_keys=self.keys, agreements=self.agreements, now=now
+                        )
+                    )
+                except DetenteError as exc:
+                    raise DeliveryRefusedError(i, env.id, exc) from exc
+        try:
+            result: DeliveryResult = self.writer.run(_Receive(self, items, known_size))
+        except ReplayError as exc:
+            raise DeliveryRefusedError(0, None, exc) from exc
+        return result
+
+    # -- receipts (sender side) --------------------------------------------------
+
+    def record_receipts(self, pairs: list[tuple[Envelope, dict[str, Any]]]) -> list[Checkpoint]:
+        """Verify receipts for envelopes we sent and commit them; return their checkpoints."""
+        verified: list[tuple[str, Receipt]] = []
+        cps: list[Checkpoint] = []
+        for env, obj in pairs:
+            receipt = Receipt.from_json(obj)
+            agreement = self.agreement(env.agreement)
+            cps.append(
+                verify_receipt(receipt, env, agreement, checkpoint_cache=self.checkpoint_cache)
+            )
+            verified.append((env.id, receipt))
+        if len(self.checkpoint_cache) > 1024:
+            self.checkpoint_cache.clear()
+        self.writer.run(_RecordReceipts(self, verified))
+        return cps
+
+    # -- outbox ------------------------------------------------------------------
+
+    def due_channels(self, now_ms: int) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(outbox.c.recipient)
+                    .where(and_(outbox.c.state == "pending", outbox.c.next_attempt_at <= now_ms))
+                    .distinct()
+                ).scalars()
+            )
+
+    def next_wakeup_ms(self) -> int | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.min(outbox.c.next_attempt_at)).where(outbox.c.state == "pending")
+            ).scalar_one_or_none()
+
+    def pending_batch(self, recipient: str, limit: int) -> list[Envelope]:
+        """The lowest-seq pending envelopes of a channel, in order."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(messages.c.envelope)
+                .join(outbox, outbox.c.message_id == messages.c.id)
+                .where(and_(outbox.c.recipient == recipient, outbox.c.state == "pending"))
+                .order_by(outbox.c.seq)
+                .limit(limit)
+            ).scalars()
+            return [Envelope.from_bytes(bytes(r)) for r in rows]
+
+    def delivery_failed(self, message_ids: Iterable[str], error: str, delay_ms: int) -> None:
+        ids = list(message_ids)
+
+        def fn(tx: Tx) -> None:
+            tx.conn.execute(
+                update(outbox)
+                .where(outbox.c.message_id.in_(ids))
+                .values(
+                    attempts=outbox.c.attempts + 1,
+                    next_attempt_at=tx.now_ms + delay_ms,
+                    last_error=error[:500],
+                )
+            )
+
+        self.writer.run(_Write(fn))
+
+    def delivery_rejected(self, message_id: str, peer: str, error: str) -> None:
+        def fn(tx: Tx) -> None:
+            tx.conn.execute(
+                update(outbox)
+                .where(outbox.c.message_id == message_id)
+                .values(state="rejected", last_error=error[:500])
+            )
+            self._alarm(
+                tx.conn,
+                tx.now_ms,
+                "rejected",
+                peer,
+                f"{peer} refused message {message_id}: {error}",
+            )
+
+        self.writer.run(_Write(fn))
+
+    def requeue(self, peer: str, seqs: Iterable[int]) -> int:
+        """A peer says these seqs never arrived: deliver them again (if we hold them)."""
+        wanted = list(seqs)[:MAX_GAP_REPORT]
+
+        def fn(tx: Tx) -> int:
+            result = tx.conn.execute(
+                update(outbox)
+                .where(
+                    and_(
+                        outbox.c.recipient == peer,
+                        outbox.c.seq.in_(wanted),
+                        outbox.c.state != "rejected",
+                    )
+                )
+                .values(state="pending", next_attempt_at=tx.now_ms)
+            )
+            return int(result.rowcount or 0)
+
+        count: int = self.writer.run(_Write(fn))
+        if count:
+            self.on_outbox()
+        return count
+
+    def open_gaps(self) -> dict[str, list[int]]:
+        """Per sender, the seqs below the highest received that never arrived."""
+        found: dict[str, list[int]] = {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(channels_in.c.sender, channels_in.c.contiguous, channels_in.c.max_seq).where(
+                    channels_in.c.max_seq > channels_in.c.contiguous
+                )
+            ).all()
+            for sender, contiguous, max_seq in rows:
+                stored = set(
+                    conn.execute(
+                        select(messages.c.seq).where(
+                            and_(
+                                messages.c.sender == sender,
+                                messages.c.recipient == self.id,
+                                messages.c.seq > contiguous,
+                            )
+                        )
+                    ).scalars()
+                )
+                gap = [s for s in range(contiguous + 1, max_seq) if s not in stored]
+                if gap:
+                    found[sender] = gap[:MAX_GAP_REPORT]
+        return found
+
+    # -- witnessing ---------------------------------------------------------------
+
+    def latest_checkpoint(self) -> tuple[bytes, int]:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(checkpoints.c.note, checkpoints.c.size)
+                .order_by(checkpoints.c.size.desc())
+                .limit(1)
+            ).first()
+        if row is None:
+            note = self.writer.run(_Write(lambda tx: tx.log.sign_checkpoint(tx.conn, tx.now_ms)))
+            return note, 0
+        return bytes(row.note), int(row.size)
+
+    def known_peer_size(self, peer: str) -> int | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.max(peer_checkpoints.c.size)).where(peer_checkpoints.c.peer == peer)
+            ).scalar_one_or_none()
+
+    def observe_checkpoint(
+        self, peer: str, note: bytes, proof: Sequence[bytes], proof_from: int | None
+    ) -> tuple[Checkpoint, bool]:
+        """Verify a peer's checkpoint; check it extends what we saw; store or alarm.
+
+        A checkpoint that is not consistent with one we hold (a fork: the peer
+        showed two different histories) raises an alarm and is kept, with the
+        earlier one, as evidence.
+        """
+        card = self.peers().get(peer)
+        if card is None:
+            raise NotAMemberError(f"{peer} is not a member of any installed agreement")
+        cp, _ = open_checkpoint(note, card.log_origin, log_verifiers(card))
+
+        def fn(tx: Tx) -> tuple[Checkpoint, bool]:
+            conn = tx.conn
+            same = conn.execute(
+                select(peer_checkpoints.c.root, peer_checkpoints.c.note).where(
+                    and_(peer_checkpoints.c.peer == peer, peer_checkpoints.c.size == cp.size)
+                )
+            ).first()
+            if same is not None:
+                if bytes(same.root) != cp.root:
+                    self._fork(tx, peer, bytes(same.note), note, "two roots for one tree size")
+                    return cp, False
+                return cp, True
+            latest = conn.execute(
+                select(peer_checkpoints.c.size, peer_checkpoints.c.root, peer_checkpoints.c.note)
+                .where(and_(peer_checkpoints.c.peer == peer, peer_checkpoints.c.size < cp.size))
+                .order_by(peer_checkpoints.c.size.desc())
+                .limit(1)
+            ).first()
+            if latest is not None and latest.size > 0:
+                if proof_from != latest.size:
+                    return cp, False  # no proof from what we hold: cannot extend our view
+                try:
+                    verify_consistency(latest.size, cp.size, proof, bytes(latest.root), cp.root)
+                except ConsistencyProofError as exc:
+                    self._fork(tx, peer, bytes(latest.note), note, str(exc))
+                    return cp, False
+            conn.execute(
+                insert(peer_checkpoints).values(
+                    peer=peer, size=cp.size, root=cp.root, note=note, received_at=tx.now_ms
+                )
+            )
+            return cp, True
+
+        result: tuple[Checkpoint, bool] = self.writer.run(_Write(fn))
+        return result
+
+    def _fork(self, tx: Tx, peer: str, old: bytes, new: bytes, why: str) -> None:
+        log.error("FORK: %s presented inconsistent checkpoints: %s", peer, why)
+        self._alarm(
+            tx.conn,
+            tx.now_ms,
+            "fork",
+            peer,
+            f"{peer}'s log forked: {why}",
+            {"earlier": old.decode(), "later": new.decode()},
+        )
+
+    def store_cosignature(self, witness: str, size: int, line: str, timestamp: int) -> None:
+        def fn(tx: Tx) -> None:
+            exists = tx.conn.execute(
+                select(cosignatures.c.size).where(
+                    and_(cosignatures.c.size == size, cosignatures.c.witness == witness)
+                )
+            ).first()
+            if exists is None:
+                tx.conn.execute(
+                    insert(cosignatures).values(
+                        size=size, witness=witness, line=line, timestamp=timestamp
+                    )
+                )
+
+        self.writer.run(_Write(fn))
+
+    # -- alarms --------------------------------------------------------------------
+
+    def _alarm(
+        self,
+        conn: Any,
+        now_ms: int,
+        kind: str,
+        peer: str | None,
+        detail: str,
+        evidence: dict[str, Any] | None = None,
+    ) -> None:
+        conn.execute(
+            insert(alarms).values(
+                kind=kind,
+                peer=peer,
+                detail=detail,
+                evidence=json.dumps(evidence).encode() if evidence is not None else None,
+                created_at=now_ms,
+            )
+        )
+
+    def raise_alarm(self, kind: str, peer: str | None, detail: str) -> None:
+        self.writer.run(_Write(lambda tx: self._alarm(tx.conn, tx.now_ms, kind, peer, detail)))
+
+    # -- tokens ----------------------------------------------------------------------
+
+    def add_token(self, name: str, role: str) -> str:
+        if role not in ROLES:
+            raise EncodingError(f"role {role!r} is not one of {', '.join(ROLES)}")
+        token = "dtk_" + secrets.token_urlsafe(32)
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        with mapped_errors("adding an API token"), self.engine.begin() as conn:
+            if conn.execute(select(api_tokens.c.name).where(api_tokens.c.name == name)).first():
+                raise EncodingError(f"a token named {name!r} already exists")
+            conn.execute(
+                insert(api_tokens).values(
+                    name=name, role=role, token_hash=digest, created_at=to_ms(self.clock.now())
+                )
+            )
+        return token
+
+    def authenticate(self, token: str) -> tuple[str, str] | None:
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(api_tokens.c.name, api_tokens.c.role).where(
+                    api_tokens.c.token_hash == digest
+                )
+            ).first()
+        return (row.name, row.role) if row else None
+
+
+class DeliveryRefusedError(DetenteError):
+    """A delivery batch was refused; ``index`` names the bad envelope."""
+
+    def __init__(self, index: int, message_id: str | None, cause: DetenteError) -> None:
+        where = f"envelope {index}" + (f" ({message_id})" if message_id else "")
+        super().__init__(f"{where}: {cause}")
+        self.index, self.message_id, self.cause = index, message_id, cause

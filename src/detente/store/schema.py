@@ -1,0 +1,188 @@
+"""The node's tables (SQLAlchemy Core).
+
+Times are integer milliseconds since the epoch (UTC) in the store, RFC 3339
+strings on the wire.  Wire objects are stored as the exact canonical bytes
+that were signed or received, so hashes can be recomputed from the store
+without re-encoding (``detente log verify`` relies on it).
+
+The migration in ``migrations/versions`` must create exactly these tables;
+``tests/store/test_migrations.py`` compares them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# Facts about this node: its party id, the schema's purpose.
+node_info = Table(
+    "node_info",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# Every agreement version ever installed (the chain is evidence too).
+agreements = Table(
+    "agreements",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("document", LargeBinary, nullable=False),
+    Column("installed_at", BigInteger, nullable=False),
+)
+
+# Every envelope this node sent ("out") or received ("in").
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("direction", String(3), nullable=False),
+    Column("agreement", String(80), nullable=False),
+    Column("sender", String(32), nullable=False),
+    Column("recipient", String(32), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("created", String(24), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("tlp", String(16), nullable=False),
+    Column("case_id", String(64)),
+    Column("reply_to", String(36)),
+    Column("exercise", Boolean, nullable=False),
+    Column("envelope_hash", String(71), nullable=False),
+    Column("envelope", LargeBinary, nullable=False),
+    Column("plaintext", LargeBinary),
+    Column("log_index", BigInteger, nullable=False),
+    Column("stored_at", BigInteger, nullable=False),
+    UniqueConstraint("sender", "recipient", "seq", name="uq_messages_channel_seq"),
+)
+Index("ix_messages_direction_stored", messages.c.direction, messages.c.stored_at)
+
+# Delivery state of outgoing envelopes: the durable outbox.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("message_id", String(36), ForeignKey("messages.id"), primary_key=True),
+    Column("recipient", String(32), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("state", String(10), nullable=False),  # pending | delivered | rejected
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("last_error", Text),
+    Column("delivered_at", BigInteger),
+)
+Index("ix_outbox_pending", outbox.c.state, outbox.c.recipient, outbox.c.seq)
+
+# Receipts this node issued (for envelopes in) and got (for envelopes out).
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("message_id", String(36), ForeignKey("messages.id"), primary_key=True),
+    Column("direction", String(6), nullable=False),  # issued | got
+    Column("receipt_hash", String(71), nullable=False),
+    Column("receipt", LargeBinary, nullable=False),
+    Column("log_index", BigInteger, nullable=False),
+)
+
+# Next sequence number per outgoing channel (this node -> recipient).
+channels_out = Table(
+    "channels_out",
+    metadata,
+    Column("recipient", String(32), primary_key=True),
+    Column("next_seq", BigInteger, nullable=False),
+)
+
+# What arrived per incoming channel (sender -> this node).
+channels_in = Table(
+    "channels_in",
+    metadata,
+    Column("sender", String(32), primary_key=True),
+    Column("contiguous", BigInteger, nullable=False),  # every seq <= this has arrived
+    Column("max_seq", BigInteger, nullable=False),
+    Column("gap_reported_at", BigInteger),
+)
+
+# The log: RFC 9162 leaves, and the complete subtrees above them.
+log_leaves = Table(
+    "log_leaves",
+    metadata,
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+    Column("entry", LargeBinary, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("ref", String(36), nullable=False),
+)
+log_nodes = Table(
+    "log_nodes",
+    metadata,
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary(32), nullable=False),
+)
+
+# Checkpoints this node signed of its own log, and witnesses' cosignatures.
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("note", LargeBinary, nullable=False),
+    Column("signed_at", BigInteger, nullable=False),
+)
+cosignatures = Table(
+    "cosignatures",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("witness", String(32), primary_key=True),
+    Column("line", Text, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+)
+
+# Peers' checkpoints this node verified (signature + consistency), as witness.
+peer_checkpoints = Table(
+    "peer_checkpoints",
+    metadata,
+    Column("peer", String(32), primary_key=True),
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root", LargeBinary(32), nullable=False),
+    Column("note", LargeBinary, nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+)
+
+# Alarms for the duty officer: forks, gaps, rejected deliveries, bad receipts.
+alarms = Table(
+    "alarms",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("peer", String(32)),
+    Column("detail", Text, nullable=False),
+    Column("evidence", LargeBinary),
+    Column("created_at", BigInteger, nullable=False),
+    Column("acknowledged_at", BigInteger),
+)
+
+# Client API tokens (SHA-256 of a 256-bit random token; the token itself is
+# shown once).  Tokens are high-entropy, so a fast hash is the right one;
+# officers' passwords, when the console comes, get a memory-hard KDF.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+)
