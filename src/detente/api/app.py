@@ -10,7 +10,7 @@ Bodies are size-limited before they are read; malformed input gets a 4xx
 problem+json answer naming what is wrong, and nothing is stored.
 """
 
-from __future__ import annotations
+# No "from __future__ import annotations": FastAPI must see the Depends() objects.
 
 import contextlib
 import logging

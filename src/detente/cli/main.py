@@ -1,40 +1,605 @@
 """Entry point of the ``detente`` command.
 
-Exit codes: 0 success, 1 a Détente error (message printed, naming what is
-wrong), 2 bad usage (Typer's own).
+Every command takes ``--home`` (or ``DETENTE_HOME``; default ``./detente-home``)
+and ``--json``.  Human output is Rich tables; errors are one line on stderr
+and exit code 1 (2 for bad usage, Typer's own).  Commands that change a
+running node's state go through its client API; ``log verify``, ``log
+checkpoint`` and ``log prove`` read the store directly, so an auditor can run
+them with the node stopped.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from detente.errors import DetenteError
+from detente.core.agreement import Agreement
+from detente.core.canonical import parse
+from detente.core.keys import format_fingerprint
+from detente.core.party import PartyCard
+from detente.core.policy import MESSAGE_TYPES, Policy
+from detente.errors import ConfigError, DeliveryError, DetenteError, EncodingError
+from detente.node.clock import SystemClock
+from detente.node.config import NodeHome
 
 app = typer.Typer(
     name="detente",
     help="Détente: a cyber hotline for states.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
+agreement_app = typer.Typer(help="Create, sign, install and show agreements.", no_args_is_help=True)
+log_app = typer.Typer(help="The node's verifiable log.", no_args_is_help=True)
+token_app = typer.Typer(help="Client API tokens.", no_args_is_help=True)
+app.add_typer(agreement_app, name="agreement")
+app.add_typer(log_app, name="log")
+app.add_typer(token_app, name="token")
+
 console = Console()
 err_console = Console(stderr=True)
 
+HomeOpt = Annotated[
+    Path,
+    typer.Option("--home", envvar="DETENTE_HOME", help="the node's directory", show_default=True),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
+DEFAULT_HOME = Path("detente-home")
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def _pairs(values: list[str], what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for value in values:
+        lang, sep, text = value.partition("=")
+        if not sep or not lang or not text:
+            raise EncodingError(f"{what} must be LANG=TEXT, e.g. en=Example (got {value!r})")
+        out[lang] = text
+    return out
+
+
+@contextmanager
+def node_lock(home: Path, *, wait: bool) -> Iterator[bool]:
+    """The node's exclusive lock: ``serve`` holds it; direct store writers take it.
+
+    Yields False (without the lock) if ``wait`` is False and the node is running.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    fd = os.open(home / "node.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+class ApiClient:
+    """The local node's client API, with the CLI token from the home directory."""
+
+    def __init__(self, home: Path) -> None:
+        node_home = NodeHome(home)
+        config = node_home.config()
+        self.base = f"http://{config.listen_host}:{config.listen_port}"
+        self._client = httpx.Client(
+            base_url=self.base,
+            headers={"authorization": f"Bearer {node_home.cli_token()}"},
+            timeout=60.0,
+        )
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise DeliveryError(
+                f"the node is not reachable at {self.base} ({type(exc).__name__}); "
+                "is 'detente serve' running?"
+            ) from exc
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise DeliveryError(f"node answered {response.status_code}: {detail}")
+        return response.json()
+
+
+# -- init, card, serve ------------------------------------------------------------
+
 
 @app.command()
-def demo() -> None:
-    """Show the trust core at work: seal, deliver, receipt, log proof, verify."""
-    from detente.cli.selfcheck import run_selfcheck  # noqa: PLC0415 - keeps --help fast
+def init(
+    party_id: Annotated[str, typer.Option("--id", help="party id, e.g. US-CISA")],
+    name: Annotated[list[str], typer.Option(help="LANG=NAME, repeatable")],
+    home: HomeOpt = DEFAULT_HOME,
+    country: Annotated[
+        str | None, typer.Option(help="ISO 3166 alpha-2, none for regional bodies")
+    ] = None,
+    role: Annotated[
+        str, typer.Option(help="technical|senior|hotline|law-enforcement|platform")
+    ] = "technical",
+    language: Annotated[
+        list[str] | None, typer.Option("--lang", help="working language, repeatable")
+    ] = None,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8750,
+    endpoint: Annotated[str | None, typer.Option(help="URL peers reach this node at")] = None,
+    db: Annotated[str | None, typer.Option(help="database URL (default: SQLite in HOME)")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create a node: keys (0600), configuration, party card, database, CLI token."""
+    node_home = NodeHome.init(
+        home,
+        party_id=party_id,
+        names=_pairs(name, "--name"),
+        country=country,
+        role=role,
+        languages=language or ["en"],
+        listen_host=host,
+        listen_port=port,
+        endpoint=endpoint,
+        db_url=db,
+    )
+    from detente.node.service import Node  # noqa: PLC0415 - heavy imports only when needed
 
-    table = Table(title="Détente self-check: the trust core, in memory", show_lines=False)
+    node = Node(node_home)
+    try:
+        token = node.add_token("cli", "admin")
+    finally:
+        node.close()
+    node_home.save_cli_token(token)
+    card = node_home.card()
+    if json_out:
+        _print_json({"home": str(home), "card": card.to_json()})
+        return
+    console.print(f"[green]node {party_id} created in {home}[/green]")
+    console.print(f"fingerprint: [bold]{format_fingerprint(card.keys.fingerprint)}[/bold]")
+    console.print(f"card: {home / 'card.json'} (hand it to the other agencies)")
+
+
+@app.command()
+def card(home: HomeOpt = DEFAULT_HOME, json_out: JsonOpt = False) -> None:
+    """Show this node's party card (its public keys and endpoint)."""
+    party = NodeHome(home).card()
+    if json_out:
+        _print_json(party.to_json())
+        return
+    table = Table(title=f"party card {party.id}", show_header=False)
+    table.add_row("names", ", ".join(f"{k}: {v}" for k, v in party.names.items()))
+    table.add_row("role", party.role)
+    table.add_row("endpoint", party.endpoint)
+    table.add_row("fingerprint", format_fingerprint(party.keys.fingerprint))
+    ed, ml = party.log_verifier_keys()
+    table.add_row("log key (C2SP)", ed)
+    table.add_row("log key (ML-DSA-65)", ml[:60] + "…")
+    console.print(table)
+
+
+@app.command()
+def serve(
+    home: HomeOpt = DEFAULT_HOME,
+    host: Annotated[str | None, typer.Option(help="override the configured address")] = None,
+    port: Annotated[int | None, typer.Option(help="override the configured port")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
+) -> None:
+    """Run the node: federation endpoints, client API and background workers."""
+    import logging  # noqa: PLC0415
+
+    import uvicorn  # noqa: PLC0415
+
+    from detente.api.app import create_app  # noqa: PLC0415
+
+    config = NodeHome(home).config()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    with node_lock(home, wait=False) as locked:
+        if not locked:
+            raise ConfigError(f"a node is already running from {home}")
+        uvicorn.run(
+            create_app(home),
+            host=host or config.listen_host,
+            port=port or config.listen_port,
+            log_level=log_level,
+            access_log=False,
+        )
+
+
+# -- agreements -----------------------------------------------------------------------
+
+
+def _load_agreement(path: Path) -> Agreement:
+    try:
+        return Agreement.from_json(parse(path.read_bytes()))
+    except FileNotFoundError:
+        raise ConfigError(f"no agreement file at {path}") from None
+
+
+@agreement_app.command("create")
+def agreement_create(
+    agreement_id: Annotated[str, typer.Option("--id", help="agreement id, a lower-case slug")],
+    title: Annotated[list[str], typer.Option(help="LANG=TITLE, repeatable")],
+    member: Annotated[list[Path], typer.Option(help="a member's card.json, repeatable")],
+    out: Annotated[Path, typer.Option(help="where to write the (unsigned) agreement")],
+    max_tlp: Annotated[str, typer.Option(help="highest TLP allowed")] = "AMBER",
+    types: Annotated[list[str] | None, typer.Option("--type", help="allowed message type")] = None,
+    personal_data: Annotated[bool, typer.Option(help="allow personal data")] = False,
+    kem: Annotated[str, typer.Option(help="MLKEM768_X25519 or X25519")] = "MLKEM768_X25519",
+    valid_days: Annotated[int, typer.Option(help="validity from now, in days")] = 365,
+    previous: Annotated[Path | None, typer.Option(help="the version this one succeeds")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Draft an agreement (version 1, or the next version of --previous)."""
+    cards = [PartyCard.from_json(parse(p.read_bytes())) for p in member]
+    now = SystemClock().now()
+    prev = _load_agreement(previous) if previous else None
+    agreement = Agreement(
+        id=agreement_id,
+        version=prev.version + 1 if prev else 1,
+        titles=_pairs(title, "--title"),
+        members=tuple(cards),
+        policy=Policy(
+            message_types=frozenset(types or MESSAGE_TYPES),
+            max_tlp=max_tlp,
+            personal_data=personal_data,
+            kem=kem,
+        ),
+        valid_from=now - timedelta(minutes=5),
+        valid_until=now + timedelta(days=valid_days),
+        previous=prev.digest() if prev else None,
+    )
+    out.write_bytes(agreement.to_bytes())
+    if json_out:
+        _print_json({"agreement": agreement.ref, "file": str(out)})
+    else:
+        console.print(f"agreement {agreement.ref} drafted in {out}; every member must sign it")
+
+
+@agreement_app.command("sign")
+def agreement_sign(
+    file: Path,
+    home: HomeOpt = DEFAULT_HOME,
+    json_out: JsonOpt = False,
+) -> None:
+    """Add this node's signature (Ed25519 + ML-DSA-65) to an agreement file."""
+    node_home = NodeHome(home)
+    agreement = _load_agreement(file).sign(node_home.config().party_id, node_home.keys())
+    file.write_bytes(agreement.to_bytes())
+    signed = sorted({s.party for s in agreement.signatures})
+    missing = [m.id for m in agreement.members if m.id not in signed]
+    if json_out:
+        _print_json({"agreement": agreement.ref, "signed_by": signed, "missing": missing})
+    else:
+        console.print(f"signed {agreement.ref}; still to sign: {', '.join(missing) or 'nobody'}")
+
+
+@agreement_app.command("install")
+def agreement_install(file: Path, home: HomeOpt = DEFAULT_HOME, json_out: JsonOpt = False) -> None:
+    """Install a fully signed agreement (first version, or the next one)."""
+    agreement = _load_agreement(file)
+    agreement.verify_signatures()
+    with node_lock(home, wait=False) as locked:
+        if locked:
+            from detente.node.service import Node  # noqa: PLC0415
+
+            node = Node(NodeHome(home))
+            try:
+                new = node.install_agreement(agreement)
+            finally:
+                node.close()
+        else:
+            new = ApiClient(home).call("POST", "/api/v1/agreements", content=agreement.to_bytes())[
+                "new"
+            ]
+    if json_out:
+        _print_json({"installed": agreement.ref, "new": new})
+    else:
+        console.print(
+            f"agreement {agreement.ref} {'installed' if new else 'was already installed'}"
+        )
+
+
+@agreement_app.command("show")
+def agreement_show(file: Path, json_out: JsonOpt = False) -> None:
+    """Show an agreement file: members, fingerprints, policy, signatures."""
+    agreement = _load_agreement(file)
+    if json_out:
+        _print_json(agreement.to_json())
+        return
+    signed = {s.party for s in agreement.signatures}
+    table = Table(title=f"{agreement.ref}: {next(iter(agreement.titles.values()))}")
+    for column in ("member", "role", "fingerprint", "signed"):
+        table.add_column(column)
+    for m in agreement.members:
+        table.add_row(
+            m.id,
+            m.role,
+            format_fingerprint(m.keys.fingerprint),
+            "yes" if m.id in signed else "[red]no[/red]",
+        )
+    console.print(table)
+    policy = agreement.policy
+    console.print(
+        f"types: {', '.join(sorted(policy.message_types))}; highest TLP: {policy.max_tlp}; "
+        f"personal data: {'yes' if policy.personal_data else 'no'}; KEM: {policy.kem}"
+    )
+
+
+# -- messages --------------------------------------------------------------------------
+
+
+@app.command()
+def send(
+    agreement: Annotated[str, typer.Option(help="agreement id")],
+    message_type: Annotated[str, typer.Option("--type", help="notification, request, ...")],
+    body: Annotated[str, typer.Option(help="the form as JSON, or @FILE")],
+    to: Annotated[
+        list[str] | None, typer.Option(help="recipient, repeatable (default: all)")
+    ] = None,
+    tlp: Annotated[str, typer.Option(help="TLP 2.0 label")] = "AMBER",
+    case: Annotated[str | None, typer.Option(help="case id")] = None,
+    reply_to: Annotated[str | None, typer.Option(help="message id this answers")] = None,
+    exercise: Annotated[bool, typer.Option(help="mark as EXERCISE traffic")] = False,
+    personal_data: Annotated[bool, typer.Option(help="the form holds personal data")] = False,
+    home: HomeOpt = DEFAULT_HOME,
+    json_out: JsonOpt = False,
+) -> None:
+    """Send a message through the running node."""
+    text = Path(body[1:]).read_text() if body.startswith("@") else body
+    form = parse(text)
+    sent = ApiClient(home).call(
+        "POST",
+        "/api/v1/messages",
+        json={
+            "agreement": agreement,
+            "to": to,
+            "type": message_type,
+            "tlp": tlp,
+            "body": form,
+            "case": case,
+            "reply_to": reply_to,
+            "exercise": exercise,
+            "personal_data": personal_data,
+        },
+    )
+    if json_out:
+        _print_json(sent)
+        return
+    for item in sent:
+        console.print(f"queued {item['id']} to {item['to']} (seq {item['seq']})")
+
+
+@app.command()
+def inbox(
+    home: HomeOpt = DEFAULT_HOME,
+    limit: Annotated[int, typer.Option(help="how many")] = 50,
+    outgoing: Annotated[bool, typer.Option(help="show sent messages instead")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """List received (or sent) messages, newest first."""
+    rows = ApiClient(home).call(
+        "GET", "/api/v1/messages", params={"direction": "out" if outgoing else "in", "limit": limit}
+    )
+    if json_out:
+        _print_json(rows)
+        return
+    table = Table(title="sent" if outgoing else "inbox")
+    for column in ("id", "from", "to", "type", "TLP", "case", "created", "delivery"):
+        table.add_column(column)
+    for r in rows:
+        mark = "EXERCISE " if r["exercise"] else ""
+        table.add_row(
+            r["id"],
+            r["from"],
+            r["to"],
+            mark + r["type"],
+            r["tlp"],
+            r["case"] or "",
+            r["created"],
+            r["delivery"] or "",
+        )
+    console.print(table)
+
+
+@app.command()
+def show(message_id: str, home: HomeOpt = DEFAULT_HOME, json_out: JsonOpt = False) -> None:
+    """Show one message: header, content, receipt."""
+    detail = ApiClient(home).call("GET", f"/api/v1/messages/{message_id}")
+    if json_out:
+        _print_json(detail)
+        return
+    table = Table(title=f"message {message_id}", show_header=False)
+    for key in (
+        "direction",
+        "from",
+        "to",
+        "seq",
+        "type",
+        "tlp",
+        "case",
+        "created",
+        "exercise",
+        "envelope_hash",
+        "log_index",
+        "delivery",
+    ):
+        table.add_row(key, str(detail.get(key)))
+    content = detail.get("content")
+    if content:
+        table.add_row("body", json.dumps(content["body"], ensure_ascii=False, indent=1))
+    receipt = detail.get("receipt")
+    table.add_row(
+        "receipt",
+        f"received {receipt['received']} at index {receipt['log_index']}"
+        if receipt
+        else "none yet",
+    )
+    console.print(table)
+
+
+@app.command()
+def peers(home: HomeOpt = DEFAULT_HOME, json_out: JsonOpt = False) -> None:
+    """Members of installed agreements, what we witnessed of their logs, what is pending."""
+    rows = ApiClient(home).call("GET", "/api/v1/peers")
+    alarms = ApiClient(home).call("GET", "/api/v1/alarms")
+    if json_out:
+        _print_json({"peers": rows, "alarms": alarms})
+        return
+    table = Table(title="peers")
+    for column in ("id", "name", "role", "endpoint", "witnessed size", "pending"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            r["id"],
+            r["name"],
+            r["role"],
+            r["endpoint"],
+            str(r["witnessed_size"]),
+            str(r["pending"]),
+        )
+    console.print(table)
+    for alarm in alarms:
+        console.print(f"[red]ALARM[/red] {alarm['kind']} {alarm['peer'] or ''}: {alarm['detail']}")
+
+
+@app.command()
+def alarms(home: HomeOpt = DEFAULT_HOME, json_out: JsonOpt = False) -> None:
+    """Unacknowledged alarms: forks, gaps, refused deliveries, bad receipts."""
+    rows = ApiClient(home).call("GET", "/api/v1/alarms")
+    if json_out:
+        _print_json(rows)
+        return
+    for alarm in rows:
+        peer = alarm["peer"] or ""
+        console.print(f"[red]{alarm['kind']}[/red] {alarm['created']} {peer}: {alarm['detail']}")
+    if not rows:
+        console.print("no alarms")
+
+
+@token_app.command("add")
+def token_add(
+    name: str,
+    role: Annotated[str, typer.Option(help="viewer|officer|supervisor|admin")] = "officer",
+    home: HomeOpt = DEFAULT_HOME,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create an API token (shown once; stored only as a hash)."""
+    result = ApiClient(home).call("POST", "/api/v1/tokens", json={"name": name, "role": role})
+    if json_out:
+        _print_json(result)
+    else:
+        console.print(f"token for {name} ({role}): [bold]{result['token']}[/bold]")
+
+
+# -- the log --------------------------------------------------------------------------------
+
+
+@log_app.command("checkpoint")
+def log_checkpoint(home: HomeOpt = DEFAULT_HOME, json_out: JsonOpt = False) -> None:
+    """The latest signed checkpoint, its witnesses' cosignatures, and the log's keys."""
+    from detente.node.offline import checkpoint_offline  # noqa: PLC0415
+
+    info = checkpoint_offline(NodeHome(home))
+    if json_out:
+        _print_json(info)
+        return
+    console.print(info["cosigned"], end="")
+    console.print(f"verifier key: {info['verifier_keys']['ed25519']}")
+
+
+@log_app.command("prove")
+def log_prove(message_id: str, home: HomeOpt = DEFAULT_HOME, json_out: JsonOpt = False) -> None:
+    """Inclusion proof of a message's log entry against the latest checkpoint."""
+    from detente.node.offline import proof_offline  # noqa: PLC0415
+
+    proof = proof_offline(NodeHome(home), message_id)
+    if json_out:
+        _print_json(proof)
+        return
+    table = Table(title=f"inclusion of {message_id}", show_header=False)
+    table.add_row("leaf index", str(proof["leaf_index"]))
+    table.add_row("tree size", str(proof["tree_size"]))
+    table.add_row("proof", "\n".join(proof["inclusion_proof"]))
+    console.print(table)
+    console.print(proof["checkpoint"], end="")
+
+
+@log_app.command("verify")
+def log_verify(home: HomeOpt = DEFAULT_HOME, json_out: JsonOpt = False) -> None:
+    """Rebuild the log from the store; check every checkpoint signed and receipt got."""
+    from rich.progress import Progress  # noqa: PLC0415
+
+    from detente.node.verify import verify_home  # noqa: PLC0415
+
+    if json_out:
+        report = verify_home(NodeHome(home))
+    else:
+        with Progress(console=err_console, transient=True) as progress:
+            task = progress.add_task("verifying", total=None)
+            report = verify_home(
+                NodeHome(home),
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    if json_out:
+        _print_json(
+            {
+                "ok": report.ok,
+                "size": report.size,
+                "checkpoints_checked": report.checkpoints_checked,
+                "receipts_checked": report.receipts_checked,
+                "problems": report.problems,
+            }
+        )
+    elif report.ok:
+        console.print(
+            f"[green]log verified[/green]: {report.size} entries, "
+            f"{report.checkpoints_checked} checkpoints, {report.receipts_checked} receipts"
+        )
+    else:
+        for problem in report.problems:
+            err_console.print(f"[red]FAIL[/red] {problem}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+# -- demo --------------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    selfcheck: Annotated[bool, typer.Option(help="only the in-memory core self-check")] = False,
+) -> None:
+    """Three real nodes on 127.0.0.1: agreement, notification, request, receipts, witnesses."""
+    from detente.cli.selfcheck import run_selfcheck  # noqa: PLC0415
+
+    table = Table(title="Détente self-check: the trust core, in memory")
     table.add_column("step", style="bold")
     table.add_column("result")
     run_selfcheck(table.add_row)
     console.print(table)
-    console.print("[green]all checks passed[/green]")
+    if selfcheck:
+        return
+    from detente.cli.demo import run_demo  # noqa: PLC0415
+
+    run_demo(console)
 
 
 @app.command()
@@ -50,4 +615,7 @@ def main() -> None:
         app()
     except DetenteError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
+        sys.exit(1)
+    except OSError as exc:
+        err_console.print(f"[red]error:[/red] {exc.strerror or exc}: {exc.filename or ''}")
         sys.exit(1)

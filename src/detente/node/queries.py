@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import and_, select
+from sqlalchemy import Engine, and_, select
 
 from detente.core.canonical import b64e, parse
 from detente.core.envelope import Content
+from detente.core.party import PartyCard
 from detente.core.timefmt import format_time
 from detente.errors import EncodingError
 from detente.node.clock import from_ms
-from detente.node.service import Node
+from detente.node.log import NodeLog
 from detente.store.schema import (
     alarms,
     checkpoints,
@@ -36,6 +37,19 @@ __all__ = [
 
 class NotFoundError(EncodingError):
     """The thing asked for does not exist here."""
+
+
+class Node(Protocol):
+    """What these queries need: a running :class:`~detente.node.service.Node`,
+    or the read-only view :class:`~detente.node.offline.StoreView`."""
+
+    engine: Engine
+    card: PartyCard
+    log: NodeLog
+
+    def latest_checkpoint(self) -> tuple[bytes, int]: ...
+
+    def peers(self) -> dict[str, PartyCard]: ...
 
 
 def _summary(row: Any) -> dict[str, Any]:

@@ -1,0 +1,5 @@
+"""``python -m detente``: the same as the ``detente`` command."""
+
+from detente.cli.main import main
+
+main()
