@@ -21,7 +21,7 @@
 # test data and lives for one run), keeps fsync on, and is stopped with
 # `pg_ctl stop -m fast` and deleted by pg_stop.
 #
-# Environment: DETENTE_PG_PORT (first port tried, default 54329),
+# Environment: DETENTE_PG_PORT (first port tried, default random in 20000-39999),
 # DETENTE_PG_BINDIR (the directory holding initdb/pg_ctl), TMPDIR.
 
 # Prints the directory holding initdb and pg_ctl, or fails.
@@ -117,7 +117,8 @@ pg_start() {
   [ "$(id -u)" -ne 0 ] || chown -R "$user:" "$DETENTE_PG_DIR"
   log="$DETENTE_PG_DIR/server.log"
 
-  port=${DETENTE_PG_PORT:-54329}
+  # A random first port: two test sessions starting at once must not race for one.
+  port=${DETENTE_PG_PORT:-$((20000 + RANDOM % 20000))}
   while _pg_port_busy "$port"; do
     port=$((port + 1))
   done

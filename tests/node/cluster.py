@@ -59,22 +59,14 @@ class NodeProc:
         return response.json()
 
     def start(self) -> None:
-        log = (self.workdir / f"{self.party_id}.log").open("ab")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "detente",
-                "serve",
-                "--home",
-                str(self.home.path),
-                "--log-level",
-                "warning",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+        cmd = [sys.executable, "-m", "detente", "serve", "--home", str(self.home.path)]
+        with (self.workdir / f"{self.party_id}.log").open("ab") as log:  # the child has its own fd
+            self.proc = subprocess.Popen(
+                [*cmd, "--log-level", "warning"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
         wait_healthy(self.base, self.proc, timeout=60)
 
     def kill9(self) -> None:

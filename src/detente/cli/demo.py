@@ -89,12 +89,12 @@ def create_node(
 
 
 def start_node_process(home: Path, log_file: Path) -> subprocess.Popen[bytes]:
-    out = log_file.open("ab")
-    return subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "detente", "serve", "--home", str(home)],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
+    with log_file.open("ab") as out:  # the child keeps its own descriptor
+        return subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "detente", "serve", "--home", str(home)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def wait_healthy(
