@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import pathlib
 from collections.abc import Callable
@@ -14,14 +15,21 @@ from sqlalchemy import Engine, delete, select, update
 
 import db
 from detente.core.agreement import Agreement
-from detente.core.envelope import Content
-from detente.core.logentry import log_verifiers
+from detente.core.envelope import Content, Envelope
+from detente.core.logentry import entry_bytes, envelope_entry, log_verifiers
 from detente.core.policy import MESSAGE_TYPES, Policy
 from detente.node.clock import SystemClock
 from detente.node.config import NodeHome
 from detente.node.service import Node
-from detente.node.verify import VerifyReport, load_agreements, verify_home, verify_log
+from detente.node.verify import (
+    VerifyReport,
+    _envelope_entry_bytes,
+    load_agreements,
+    verify_home,
+    verify_log,
+)
 from detente.store.db import open_engine
+from detente.store.schema import agreements as agreements_t
 from detente.store.schema import checkpoints, log_leaves, log_nodes, messages, outbox, receipts
 
 N_MESSAGES = 20
@@ -405,3 +413,47 @@ def test_checkpoint_without_mldsa_signature(pair: Pair) -> None:
         f"signature from detente.log/US-CISA (key {_mldsa_key_id(pair.a)}))"
     ]
     assert not _any(report, "root does not match")
+
+
+def test_fast_entry_formatting_is_the_canonical_entry(pair: Pair) -> None:
+    """The audit's no-JSON fast path builds exactly ``entry_bytes(envelope_entry(env))``."""
+    engine = _engine(pair.b)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(messages.c.envelope)).scalars().all()
+    finally:
+        engine.dispose()
+    assert rows
+    for raw in rows:
+        env = Envelope.from_bytes(bytes(raw))
+        for exercise in (False, True):
+            env = dataclasses.replace(env, exercise=exercise)
+            assert _envelope_entry_bytes(
+                env.hash(), env.id, env.agreement, env.from_, env.to, env.seq, env.type, exercise
+            ) == entry_bytes(envelope_entry(env))
+    assert _envelope_entry_bytes("h", "i", 'a"b', "f", "t", 1, "x", False) is None
+    assert _envelope_entry_bytes("h", "i", "a\\b", "f", "t", 1, "x", False) is None
+
+
+def test_single_worker_finds_the_same(pair: Pair) -> None:
+    victim = pair.sent[2]
+    _tamper(
+        pair.a,
+        lambda conn: conn.execute(update(messages).where(messages.c.id == victim).values(seq=77)),
+    )
+    engine = _engine(pair.a)
+    try:
+        agreements = load_agreements(engine)
+        one = verify_log(engine, pair.a.card(), agreements, workers=1)
+        many = verify_log(engine, pair.a.card(), agreements, workers=4)
+    finally:
+        engine.dispose()
+    assert one.problems == many.problems
+    assert _any(one, victim, "columns do not match")
+
+
+def test_changed_agreement_digest(pair: Pair) -> None:
+    _tamper(pair.b, lambda conn: conn.execute(update(agreements_t).values(digest="0" * 64)))
+    report = _failed(pair.b)
+    assert _any(report, "leaf 0 (agreement us-ru@1)", "digest does not match its log entry")
+    assert _any(report, "agreement us-ru@1: stored document does not match its digest")

@@ -194,7 +194,8 @@ def create_app(home: Path, *, clock: Clock | None = None, run_scheduler: bool = 
             raise EncodingError("envelopes must be a non-empty list")
         if len(envelopes) > MAX_BATCH:
             raise EncodingError(f"at most {MAX_BATCH} envelopes per delivery")
-        if known is not None and (not isinstance(known, int) or known < 0):
+        # bool is an int subclass: true must not pass as 1 (nor in resend seqs).
+        if known is not None and (type(known) is not int or known < 0):
             raise EncodingError("known_size must be a non-negative integer or null")
         result = await run(node().receive, envelopes, known)
         return JSONResponse(result.to_json())
@@ -243,7 +244,7 @@ def create_app(home: Path, *, clock: Clock | None = None, run_scheduler: bool = 
             obj, kind="resend", me=node().id, sender_card=card, now=node().clock.now()
         )
         seqs = body.get("seqs")
-        if not isinstance(seqs, list) or not all(isinstance(s, int) and s > 0 for s in seqs):
+        if not isinstance(seqs, list) or not all(type(s) is int and s > 0 for s in seqs):
             raise EncodingError("resend seqs must be a list of positive integers")
         count = await run(node().requeue, card.id, seqs)
         return {"requeued": count}
@@ -270,6 +271,28 @@ def create_app(home: Path, *, clock: Clock | None = None, run_scheduler: bool = 
                 exercise=req.exercise,
             )
         )
+        return [SentMessage(id=e.id, to=e.to, seq=e.seq) for e in sent]
+
+    @app.post("/api/v1/messages/batch", tags=["client"], status_code=201)
+    async def send_batch(
+        reqs: list[SendRequest],
+        who: Annotated[tuple[str, str], Depends(role_at_least("officer"))],
+    ) -> list[SentMessage]:
+        """Send many messages in one call (tools, imports, exercises); one commit."""
+        if not reqs or len(reqs) > MAX_BATCH:
+            raise EncodingError(f"a batch holds 1 to {MAX_BATCH} messages")
+        specs = [
+            node().spec(
+                Content(r.type, r.tlp, r.body, personal_data=r.personal_data),
+                r.to,
+                r.agreement,
+                case=r.case,
+                reply_to=r.reply_to,
+                exercise=r.exercise,
+            )
+            for r in reqs
+        ]
+        sent = await run(node().send_many, specs)
         return [SentMessage(id=e.id, to=e.to, seq=e.seq) for e in sent]
 
     @app.get("/api/v1/messages", tags=["client"])

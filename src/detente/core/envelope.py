@@ -204,6 +204,7 @@ class Envelope:
     enc: bytes
     ct: bytes
     sig: bytes
+    _wire: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.v != ENVELOPE_VERSION:
@@ -248,6 +249,7 @@ class Envelope:
         envelope = object.__new__(cls)
         for name, value in fields.items():
             object.__setattr__(envelope, name, value)
+        object.__setattr__(envelope, "_wire", None)
         return envelope
 
     # -- what stores and receipts key on --------------------------------------
@@ -291,7 +293,11 @@ class Envelope:
         }
 
     def to_bytes(self) -> bytes:
-        return canonical(self.to_json())
+        """Canonical JSON of the envelope (computed once: stores, logs and receipts use it)."""
+        if self._wire is None:
+            object.__setattr__(self, "_wire", canonical(self.to_json()))
+        assert self._wire is not None  # noqa: S101 - for the type checker
+        return self._wire
 
     def hash(self) -> str:
         """``sha256:<hex>`` of the canonical envelope: what receipts and logs name."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import MutableMapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -73,6 +73,7 @@ class Receipt:
     checkpoint: str
     inclusion: tuple[bytes, ...]
     sig: bytes
+    _wire: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.v != 1:
@@ -116,7 +117,11 @@ class Receipt:
         return {**self.body(), "sig": b64e(self.sig)}
 
     def to_bytes(self) -> bytes:
-        return canonical(self.to_json())
+        """Canonical JSON of the receipt (computed once)."""
+        if self._wire is None:
+            object.__setattr__(self, "_wire", canonical(self.to_json()))
+        assert self._wire is not None  # noqa: S101 - for the type checker
+        return self._wire
 
     def hash(self) -> str:
         return "sha256:" + hashlib.sha256(self.to_bytes()).hexdigest()

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 
 from detente.core.agreement import Agreement, AgreementSet, parse_ref
 from detente.core.canonical import b64e, parse
@@ -141,71 +141,89 @@ class _InstallAgreement:
         return self.new
 
 
+@dataclass(frozen=True)
+class SendSpec:
+    """One message to seal: content, recipients, agreement and header options."""
+
+    content: Content
+    recipients: tuple[str, ...]
+    agreement: Agreement
+    case: str | None = None
+    reply_to: str | None = None
+    exercise: bool = False
+
+
+# Statements built once: SQLAlchemy's per-statement construction costs more
+# than the row itself; executemany with these runs at the driver's speed.
+_INSERT_MESSAGES = insert(messages)
+_INSERT_OUTBOX = insert(outbox)
+_INSERT_RECEIPTS = insert(receipts)
+_UPDATE_CHANNEL_OUT = (
+    update(channels_out)
+    .where(channels_out.c.recipient == bindparam("b_recipient"))
+    .values(next_seq=bindparam("b_next"))
+)
+
+
 class _Send:
-    def __init__(
-        self,
-        node: Node,
-        content: Content,
-        recipients: Sequence[str],
-        agreement: Agreement,
-        case: str | None,
-        reply_to: str | None,
-        exercise: bool,
-    ) -> None:
-        self.node, self.content, self.recipients = node, content, recipients
-        self.agreement, self.case, self.reply_to, self.exercise = (
-            agreement,
-            case,
-            reply_to,
-            exercise,
-        )
+    """Seal and commit messages: envelope, outbox row and log leaf, in one transaction."""
+
+    def __init__(self, node: Node, specs: Sequence[SendSpec]) -> None:
+        self.node, self.specs = node, specs
         self.sent: list[Envelope] = []
 
     def apply(self, tx: Tx) -> None:
         node, conn = self.node, tx.conn
-        self.agreement.check_valid_at(tx.now)
-        for recipient in self.recipients:
-            row = conn.execute(
-                select(channels_out.c.next_seq).where(channels_out.c.recipient == recipient)
-            ).scalar_one_or_none()
-            seq = row or 1
-            env, plaintext = seal_keeping_plaintext(
-                self.content,
-                sender=node.id,
-                sender_keys=node.keys,
-                recipient=recipient,
-                agreement=self.agreement,
-                seq=seq,
-                now=tx.now,
-                case=self.case,
-                reply_to=self.reply_to,
-                exercise=self.exercise,
-            )
-            if row is None:
-                conn.execute(insert(channels_out).values(recipient=recipient, next_seq=seq + 1))
-            else:
-                conn.execute(
-                    update(channels_out)
-                    .where(channels_out.c.recipient == recipient)
-                    .values(next_seq=seq + 1)
-                )
-            index = tx.log.append("envelope", env.id, envelope_entry(env))
+        wanted = {r for spec in self.specs for r in spec.recipients}
+        next_seq = dict(
             conn.execute(
-                insert(messages).values(
-                    **_message_row(env, "out", index, tx.now_ms), plaintext=plaintext
+                select(channels_out.c.recipient, channels_out.c.next_seq).where(
+                    channels_out.c.recipient.in_(wanted)
                 )
-            )
-            conn.execute(
-                insert(outbox).values(
-                    message_id=env.id,
+            ).all()
+        )
+        known = set(next_seq)
+        message_rows, outbox_rows = [], []
+        for spec in self.specs:
+            spec.agreement.check_valid_at(tx.now)
+            for recipient in spec.recipients:
+                seq = next_seq.get(recipient, 1)
+                env, plaintext = seal_keeping_plaintext(
+                    spec.content,
+                    sender=node.id,
+                    sender_keys=node.keys,
                     recipient=recipient,
+                    agreement=spec.agreement,
                     seq=seq,
-                    state="pending",
-                    attempts=0,
-                    next_attempt_at=tx.now_ms,
+                    now=tx.now,
+                    case=spec.case,
+                    reply_to=spec.reply_to,
+                    exercise=spec.exercise,
                 )
-            )
-            self.sent.append(env)
+                next_seq[recipient] = seq + 1
+                index = tx.log.append("envelope", env.id, envelope_entry(env))
+                message_rows.append(
+                    {**_message_row(env, "out", index, tx.now_ms), "plaintext": plaintext}
+                )
+                outbox_rows.append(
+                    {
+                        "message_id": env.id,
+                        "recipient": recipient,
+                        "seq": seq,
+                        "state": "pending",
+                        "attempts": 0,
+                        "next_attempt_at": tx.now_ms,
+                    }
+                )
+                self.sent.append(env)
+        conn.execute(_INSERT_MESSAGES, message_rows)
+        conn.execute(_INSERT_OUTBOX, outbox_rows)
+        fresh = [{"recipient": r, "next_seq": n} for r, n in next_seq.items() if r not in known]
+        if fresh:
+            conn.execute(insert(channels_out), fresh)
+        moved = [{"b_recipient": r, "b_next": n} for r, n in next_seq.items() if r in known]
+        if moved:
+            conn.execute(_UPDATE_CHANNEL_OUT, moved)
 
     def complete(self, tx: Tx, checkpoint: bytes) -> list[Envelope]:
         return self.sent
@@ -242,75 +260,81 @@ class _Receive:
 
     def apply(self, tx: Tx) -> None:
         conn = tx.conn
-        channels: dict[str, list[int]] = {}
+        fresh = [item.envelope for item in self.items if not isinstance(item, _Duplicate)]
+        # Another batch may have committed some of these since they were checked.
+        duplicates = self.node._find_duplicates(conn, fresh)
+        rows = []
+        max_seq: dict[str, int] = {}
         seen_ids: set[str] = set()
+        seen_seqs: set[tuple[str, int]] = set()
         for i, item in enumerate(self.items):
             if isinstance(item, _Duplicate):
                 continue
             env = item.envelope
-            # Another batch may have committed the same envelope since we looked.
-            dup = self.node._find_duplicate(conn, env)
-            if dup is not None or env.id in seen_ids:
-                self.items[i] = dup or self.node._pending_duplicate(env)
+            if env.id in duplicates:
+                self.items[i] = duplicates[env.id]
                 continue
+            if env.id in seen_ids or (env.from_, env.seq) in seen_seqs:
+                raise ReplayError(
+                    f"envelope {env.id} (seq {env.seq}) appears twice in one delivery"
+                )
             seen_ids.add(env.id)
+            seen_seqs.add((env.from_, env.seq))
             index = tx.log.append("envelope", env.id, envelope_entry(env))
-            conn.execute(
-                insert(messages).values(
-                    **_message_row(env, "in", index, tx.now_ms), plaintext=item.plaintext
-                )
-            )
+            rows.append({**_message_row(env, "in", index, tx.now_ms), "plaintext": item.plaintext})
             self.indices[i] = index
-            state = channels.get(env.from_)
-            if state is None:
-                row = conn.execute(
-                    select(channels_in.c.contiguous, channels_in.c.max_seq).where(
-                        channels_in.c.sender == env.from_
-                    )
-                ).first()
-                state = [row[0], row[1], 1] if row else [0, 0, 0]
-                channels[env.from_] = state
-            state[1] = max(state[1], env.seq)
-        for sender, (first_open, max_seq, exists) in channels.items():
-            contiguous = first_open
-            stored = set(
-                conn.execute(
-                    select(messages.c.seq).where(
-                        and_(
-                            messages.c.sender == sender,
-                            messages.c.recipient == self.node.id,
-                            messages.c.seq > contiguous,
-                        )
-                    )
-                ).scalars()
+            max_seq[env.from_] = max(max_seq.get(env.from_, 0), env.seq)
+        if rows:
+            conn.execute(_INSERT_MESSAGES, rows)
+        for sender, highest in max_seq.items():
+            self._advance_channel(tx, sender, highest)
+
+    def _advance_channel(self, tx: Tx, sender: str, highest: int) -> None:
+        conn, me = tx.conn, self.node.id
+        row = conn.execute(
+            select(channels_in.c.contiguous, channels_in.c.max_seq).where(
+                channels_in.c.sender == sender
             )
-            while contiguous + 1 in stored:
-                contiguous += 1
-            values = {"contiguous": contiguous, "max_seq": max_seq}
-            if exists:
-                conn.execute(
-                    update(channels_in).where(channels_in.c.sender == sender).values(**values)
+        ).first()
+        contiguous, max_seq = (row[0], row[1]) if row else (0, 0)
+        max_seq = max(max_seq, highest)
+        stored = set(
+            conn.execute(
+                select(messages.c.seq).where(
+                    and_(
+                        messages.c.sender == sender,
+                        messages.c.recipient == me,
+                        messages.c.seq > contiguous,
+                    )
                 )
-            else:
-                conn.execute(insert(channels_in).values(sender=sender, **values))
-            if max_seq > contiguous:
-                gap = [s for s in range(contiguous + 1, max_seq) if s not in stored]
-                self.missing[sender] = gap[:MAX_GAP_REPORT]
-                self.node._alarm(
-                    conn,
-                    tx.now_ms,
-                    "gap",
-                    sender,
-                    f"channel {sender} -> {self.node.id}: {len(gap)} message(s) missing "
-                    f"below seq {max_seq} (first {gap[0]})",
-                    {"missing": gap[:MAX_GAP_REPORT]},
-                )
+            ).scalars()
+        )
+        while contiguous + 1 in stored:
+            contiguous += 1
+        values = {"contiguous": contiguous, "max_seq": max_seq}
+        if row is not None:
+            conn.execute(update(channels_in).where(channels_in.c.sender == sender).values(**values))
+        else:
+            conn.execute(insert(channels_in).values(sender=sender, **values))
+        if max_seq > contiguous:
+            gap = [s for s in range(contiguous + 1, max_seq) if s not in stored]
+            self.missing[sender] = gap[:MAX_GAP_REPORT]
+            self.node._alarm(
+                conn,
+                tx.now_ms,
+                "gap",
+                sender,
+                f"channel {sender} -> {me}: {len(gap)} message(s) missing below seq "
+                f"{max_seq} (first {gap[0]})",
+                {"missing": gap[:MAX_GAP_REPORT]},
+            )
 
     def complete(self, tx: Tx, checkpoint: bytes) -> DeliveryResult:
         node, conn = self.node, tx.conn
         cp_size = Checkpoint.from_text(checkpoint.decode().split("\n\n", 1)[0] + "\n").size
         out: list[Receipt] = []
         statuses: list[str] = []
+        rows = []
         for i, item in enumerate(self.items):
             if isinstance(item, _Duplicate):
                 out.append(item.receipt)
@@ -328,17 +352,19 @@ class _Receive:
                 inclusion=tx.log.inclusion_proof(index, cp_size),
             )
             r_index = tx.log.append("receipt", env.id, receipt_entry(receipt))
-            conn.execute(
-                insert(receipts).values(
-                    message_id=env.id,
-                    direction="issued",
-                    receipt_hash=receipt.hash(),
-                    receipt=receipt.to_bytes(),
-                    log_index=r_index,
-                )
+            rows.append(
+                {
+                    "message_id": env.id,
+                    "direction": "issued",
+                    "receipt_hash": receipt.hash(),
+                    "receipt": receipt.to_bytes(),
+                    "log_index": r_index,
+                }
             )
             out.append(receipt)
             statuses.append("accepted")
+        if rows:
+            conn.execute(_INSERT_RECEIPTS, rows)
         known = self.known_size
         consistency: list[bytes] = []
         if known is not None and 0 < known <= cp_size:
@@ -356,26 +382,34 @@ class _RecordReceipts:
 
     def apply(self, tx: Tx) -> None:
         conn = tx.conn
-        for message_id, receipt in self.pairs:
-            already = conn.execute(
-                select(receipts.c.receipt_hash).where(receipts.c.message_id == message_id)
-            ).scalar_one_or_none()
-            if already is None:
-                index = tx.log.append("receipt", message_id, receipt_entry(receipt))
-                conn.execute(
-                    insert(receipts).values(
-                        message_id=message_id,
-                        direction="got",
-                        receipt_hash=receipt.hash(),
-                        receipt=receipt.to_bytes(),
-                        log_index=index,
-                    )
-                )
+        ids = [message_id for message_id, _ in self.pairs]
+        have = set(
             conn.execute(
-                update(outbox)
-                .where(outbox.c.message_id == message_id)
-                .values(state="delivered", delivered_at=tx.now_ms, last_error=None)
+                select(receipts.c.message_id).where(receipts.c.message_id.in_(ids))
+            ).scalars()
+        )
+        rows = []
+        for message_id, receipt in self.pairs:
+            if message_id in have:
+                continue
+            have.add(message_id)
+            index = tx.log.append("receipt", message_id, receipt_entry(receipt))
+            rows.append(
+                {
+                    "message_id": message_id,
+                    "direction": "got",
+                    "receipt_hash": receipt.hash(),
+                    "receipt": receipt.to_bytes(),
+                    "log_index": index,
+                }
             )
+        if rows:
+            conn.execute(_INSERT_RECEIPTS, rows)
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.message_id.in_(ids))
+            .values(state="delivered", delivered_at=tx.now_ms, last_error=None)
+        )
 
     def complete(self, tx: Tx, checkpoint: bytes) -> None:
         return None
@@ -485,47 +519,92 @@ class Node:
         exercise: bool = False,
     ) -> list[Envelope]:
         """Seal to each recipient (all other members if None), commit, queue for delivery."""
+        return self.send_many(
+            [
+                self.spec(
+                    content,
+                    recipients,
+                    agreement_id,
+                    case=case,
+                    reply_to=reply_to,
+                    exercise=exercise,
+                )
+            ]
+        )
+
+    def spec(
+        self,
+        content: Content,
+        recipients: Sequence[str] | None,
+        agreement_id: str,
+        *,
+        case: str | None = None,
+        reply_to: str | None = None,
+        exercise: bool = False,
+    ) -> SendSpec:
+        """Check the recipients against the agreement and describe one send."""
         agreement = self.agreements.current(agreement_id)
-        if not recipients:
-            recipients = [m.id for m in agreement.members if m.id != self.id]
-        for recipient in recipients:
+        targets = list(recipients or [m.id for m in agreement.members if m.id != self.id])
+        for recipient in targets:
             agreement.member(recipient)
             if recipient == self.id:
                 raise EncodingError("a node cannot send to itself")
-        job = _Send(
-            self, content, list(dict.fromkeys(recipients)), agreement, case, reply_to, exercise
-        )
-        sent: list[Envelope] = self.writer.run(job)
+        return SendSpec(content, tuple(dict.fromkeys(targets)), agreement, case, reply_to, exercise)
+
+    def send_many(self, specs: Sequence[SendSpec]) -> list[Envelope]:
+        """Seal and commit several sends together (all or nothing), then wake delivery."""
+        sent: list[Envelope] = self.writer.run(_Send(self, specs))
         self.on_outbox()
         return sent
 
     # -- receiving -------------------------------------------------------------
 
-    def _find_duplicate(self, conn: Any, env: Envelope) -> _Duplicate | None:
-        row = conn.execute(
-            select(messages.c.id, messages.c.envelope_hash).where(
-                (messages.c.id == env.id)
+    def _find_duplicates(self, conn: Any, envs: Sequence[Envelope]) -> dict[str, _Duplicate]:
+        """Envelopes (by id) we already hold, by id or by channel seq, with their receipts."""
+        if not envs:
+            return {}
+        by_id = {e.id: e for e in envs}
+        by_seq = {(e.from_, e.seq): e for e in envs}
+        senders = {e.from_ for e in envs}
+        rows = conn.execute(
+            select(
+                messages.c.id, messages.c.envelope_hash, messages.c.sender, messages.c.seq
+            ).where(
+                messages.c.id.in_(list(by_id))
                 | and_(
-                    messages.c.sender == env.from_,
-                    messages.c.recipient == env.to,
-                    messages.c.seq == env.seq,
+                    messages.c.sender.in_(senders),
+                    messages.c.recipient == self.id,
+                    messages.c.seq.in_([e.seq for e in envs]),
                 )
             )
-        ).first()
-        if row is None:
-            return None
-        if row.id == env.id and row.envelope_hash != env.hash():
-            raise ReplayError(f"message id {env.id} was already used by a different envelope")
-        original = conn.execute(
-            select(receipts.c.receipt).where(
-                and_(receipts.c.message_id == row.id, receipts.c.direction == "issued")
-            )
-        ).scalar_one()
-        status = "duplicate" if row.id == env.id else "duplicate-seq"
-        return _Duplicate(Receipt.from_bytes(bytes(original)), status)
-
-    def _pending_duplicate(self, env: Envelope) -> _Duplicate:
-        raise ReplayError(f"envelope {env.id} appears twice in one delivery")
+        ).all()
+        matches: dict[str, tuple[str, str]] = {}  # new envelope id -> (stored id, status)
+        for row in rows:
+            env = by_id.get(row.id)
+            if env is not None:
+                if row.envelope_hash != env.hash():
+                    raise ReplayError(
+                        f"message id {env.id} was already used by a different envelope"
+                    )
+                matches[env.id] = (row.id, "duplicate")
+                continue
+            env = by_seq.get((row.sender, row.seq))
+            if env is not None and env.id not in matches:
+                matches[env.id] = (row.id, "duplicate-seq")
+        if not matches:
+            return {}
+        stored = {m[0] for m in matches.values()}
+        originals = dict(
+            conn.execute(
+                select(receipts.c.message_id, receipts.c.receipt).where(
+                    and_(receipts.c.message_id.in_(stored), receipts.c.direction == "issued")
+                )
+            ).all()
+        )
+        return {
+            new_id: _Duplicate(Receipt.from_bytes(bytes(originals[old_id])), status)
+            for new_id, (old_id, status) in matches.items()
+        }
 
     def receive(self, raw: Sequence[Any], known_size: int | None = None) -> DeliveryResult:
         """Verify, commit and receipt a batch of envelopes (all or nothing on bad input).
@@ -534,17 +613,30 @@ class Node:
         nothing is stored.
         """
         envelopes: list[Envelope] = []
+        seen_ids: set[str] = set()
+        seen_seqs: set[tuple[str, int]] = set()
         for i, obj in enumerate(raw):
             try:
-                envelopes.append(Envelope.from_json(obj))
+                env = Envelope.from_json(obj)
             except DetenteError as exc:
                 raise DeliveryRefusedError(i, None, exc) from exc
+            if env.id in seen_ids or (env.from_, env.seq) in seen_seqs:
+                raise DeliveryRefusedError(
+                    i, env.id, ReplayError(f"seq {env.seq} appears twice in one delivery")
+                )
+            seen_ids.add(env.id)
+            seen_seqs.add((env.from_, env.seq))
+            envelopes.append(env)
         items: list[Opened | _Duplicate] = []
         now = self.clock.now()
         with self.engine.connect() as conn:
+            try:
+                duplicates = self._find_duplicates(conn, envelopes)
+            except ReplayError as exc:
+                raise DeliveryRefusedError(0, None, exc) from exc
             for i, env in enumerate(envelopes):
                 try:
-                    dup = self._find_duplicate(conn, env)
+                    dup = duplicates.get(env.id)
                     if dup is not None:
                         items.append(dup)
                         continue
