@@ -285,7 +285,7 @@ def main() -> None:
                 sig_s = (500_000 * receipt_us + n_cp * cp) / 1e6 / min(threads, 2)
                 print(
                     f"   {label}, a checkpoint every {every} entries: "
-                    f"leaf/tree checks ~{per_leaf * 1e6:.0f} s"
+                    f"part-2 checks ~{per_leaf * 1e6:.0f} s"
                     f" + signatures ~{sig_s:.0f} s = ~{per_leaf * 1e6 + sig_s:.0f} s"
                 )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import pathlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -153,16 +154,32 @@ def test_verify_log_reports_progress(pair: Pair) -> None:
 
 
 def test_verify_while_the_node_is_running(pair: Pair) -> None:
+    """The audit reads one snapshot and does not block the serving node's writer."""
     node = Node(pair.a)
+    sent_during: list[str] = []
+
+    def progress(done: int, total: int) -> None:
+        # Mid-audit (inside its read transaction): the node commits a send.
+        envs = node.send(Content("notification", "AMBER", {"text": "during"}), None, "us-ru")
+        sent_during.extend(e.id for e in envs)
+
     try:
-        node.send(Content("notification", "AMBER", {"text": "more"}), None, "us-ru")
-        report = verify_home(pair.a)
-        # The serving node can still write while the audit holds its snapshot.
-        node.send(Content("notification", "AMBER", {"text": "and more"}), None, "us-ru")
+        engine = _engine(pair.a)
+        try:
+            t0 = time.monotonic()
+            report = verify_log(engine, pair.a.card(), load_agreements(engine), progress=progress)
+            elapsed = time.monotonic() - t0
+        finally:
+            engine.dispose()
+        after = verify_home(pair.a)
     finally:
         node.close()
+    assert sent_during
+    assert elapsed < 5  # the writer did not wait for a lock the audit held
     assert report.ok, report.problems
-    assert report.size == 2 + 2 * N_MESSAGES
+    assert report.size == 1 + 2 * N_MESSAGES  # the snapshot, without the send made during it
+    assert after.ok, after.problems
+    assert after.size == report.size + 1
 
 
 # -- tampering --------------------------------------------------------------------

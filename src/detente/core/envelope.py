@@ -336,6 +336,18 @@ class Envelope:
     def from_bytes(cls, data: bytes) -> Envelope:
         return cls.from_json(parse(data))
 
+    @classmethod
+    def from_stored(cls, data: bytes) -> Envelope:
+        """Load canonical bytes this node stored itself (checked, but kept as they are).
+
+        Every field is still validated; the bytes become the envelope's wire
+        form without being re-encoded, and a mismatch (a store edited by hand)
+        is refused rather than silently re-canonicalised.
+        """
+        envelope = cls.from_json(parse(data))
+        object.__setattr__(envelope, "_wire", data)
+        return envelope
+
 
 def _signed_bytes(header_bytes: bytes, sealed: bytes) -> bytes:
     """What the sender signs; ``sealed`` is ``enc ‖ ct`` as HPKE returns it."""

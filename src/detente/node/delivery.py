@@ -18,7 +18,8 @@ from typing import Any
 import anyio
 import httpx
 
-from detente.core.canonical import b64d, canonical, parse
+from detente.core.canonical import b64d, parse
+from detente.core.envelope import Envelope
 from detente.errors import DetenteError
 from detente.node.clock import to_ms
 from detente.node.service import Node
@@ -35,8 +36,24 @@ def backoff_ms(failures: int, *, base_ms: int = 500, cap_ms: int = 300_000) -> i
     return int(ceiling * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not secrecy
 
 
+class _Result:
+    """A one-shot boolean an async task hands back."""
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+        self.value = False
+
+    def set(self, value: bool) -> None:
+        self.value = value
+        self._event.set()
+
+    async def wait(self) -> bool:
+        await self._event.wait()
+        return self.value
+
+
 class DeliveryWorker:
-    def __init__(self, node: Node, client: httpx.AsyncClient, batch_size: int = 200) -> None:
+    def __init__(self, node: Node, client: httpx.AsyncClient, batch_size: int = 500) -> None:
         self.node = node
         self.client = client
         self.batch_size = batch_size
@@ -54,9 +71,34 @@ class DeliveryWorker:
                     tg.start_soon(self._channel, recipient)
 
     async def _channel(self, recipient: str) -> None:
+        """Deliver a channel's backlog, pipelined.
+
+        The next batch goes out as soon as the peer has answered the previous
+        one, while that answer's receipts are verified and committed here:
+        the peer still sees batches strictly in order (it answered k before
+        it gets k+1), and we keep one verification in hand at a time.  Any
+        failure drains the pipeline and restarts from the lowest pending seq.
+        """
+        after: int | None = None
+        recording: Any = None
         try:
-            while await self._one_batch(recipient):
-                pass
+            async with anyio.create_task_group() as tg:
+                while True:
+                    sent = await self._one_batch(recipient, after)
+                    if recording is not None:
+                        ok = await recording.wait()
+                        recording = None
+                        if not ok:
+                            after = None
+                    if sent is None:
+                        break
+                    envelopes, answer = sent
+                    if answer is None:  # refused or failed: start again from the lowest
+                        after = None
+                        continue
+                    after = envelopes[-1].seq
+                    recording = _Result()
+                    tg.start_soon(self._record, recipient, envelopes, answer, recording)
         except Exception:  # a worker must outlive any one peer's misbehaviour
             log.exception("delivery to %s failed unexpectedly", recipient)
         finally:
@@ -69,19 +111,33 @@ class DeliveryWorker:
         log.warning("delivery to %s failed (%s); retry in %.1f s", recipient, error, delay / 1000)
         await anyio.to_thread.run_sync(self.node.delivery_failed, ids, error, delay)
 
-    async def _one_batch(self, recipient: str) -> bool:
-        """Deliver one batch; True if there may be more to send now."""
+    async def _one_batch(
+        self, recipient: str, after: int | None
+    ) -> tuple[list[Envelope], dict[str, Any] | None] | None:
+        """Send one batch.  None: nothing (more) to send now; else the envelopes
+        and the peer's answer (None if refused, to be sent again at once)."""
         node = self.node
-        envelopes = await anyio.to_thread.run_sync(node.pending_batch, recipient, self.batch_size)
+        envelopes = await anyio.to_thread.run_sync(
+            node.pending_batch, recipient, self.batch_size, after
+        )
         if not envelopes:
-            return False
+            return None
         ids = [e.id for e in envelopes]
         card = node.peers().get(recipient)
         if card is None:
             await self._fail(recipient, ids, f"{recipient} is in no installed agreement")
-            return False
+            return None
         known = await anyio.to_thread.run_sync(node.known_peer_size, recipient)
-        body = canonical({"envelopes": [e.to_json() for e in envelopes], "known_size": known})
+        # The stored envelopes are canonical JSON already: splice, don't re-encode.
+        body = b"".join(
+            (
+                b'{"envelopes":[',
+                b",".join(e.to_bytes() for e in envelopes),
+                b'],"known_size":',
+                b"null" if known is None else str(known).encode(),
+                b"}",
+            )
+        )
         try:
             response = await self.client.post(
                 card.endpoint.rstrip("/") + DELIVER_PATH,
@@ -90,9 +146,16 @@ class DeliveryWorker:
             )
         except httpx.HTTPError as exc:
             await self._fail(recipient, ids, f"cannot reach {card.endpoint}: {type(exc).__name__}")
-            return False
+            return None
         if response.status_code == 200:
-            return await self._accepted(recipient, envelopes, response)
+            try:
+                answer = parse(response.content)
+                if not isinstance(answer, dict):
+                    raise DetenteError("delivery answer is not a JSON object")
+            except DetenteError as exc:
+                await self._fail(recipient, ids, f"unreadable answer: {exc}")
+                return None
+            return envelopes, answer
         problem: dict[str, Any] = {}
         try:
             problem = parse(response.content)
@@ -102,17 +165,25 @@ class DeliveryWorker:
         detail = str(problem.get("detail", response.reason_phrase))[:300]
         if 400 <= response.status_code < 500 and isinstance(index, int) and 0 <= index < len(ids):
             await anyio.to_thread.run_sync(node.delivery_rejected, ids[index], recipient, detail)
-            return True  # the others were not stored either: send them again now
+            return envelopes, None  # the others were not stored either: send them again now
         await self._fail(recipient, ids, f"HTTP {response.status_code}: {detail}")
-        return False
+        return None
+
+    async def _record(
+        self, recipient: str, envelopes: list[Envelope], answer: dict[str, Any], result: _Result
+    ) -> None:
+        ok = False
+        try:
+            ok = await self._accepted(recipient, envelopes, answer)
+        finally:
+            result.set(ok)
 
     async def _accepted(
-        self, recipient: str, envelopes: list[Any], response: httpx.Response
+        self, recipient: str, envelopes: list[Envelope], answer: dict[str, Any]
     ) -> bool:
         node = self.node
         ids = [e.id for e in envelopes]
         try:
-            answer = parse(response.content)
             receipts = answer["receipts"]
             if not isinstance(receipts, list) or len(receipts) != len(envelopes):
                 raise DetenteError("answer does not hold one receipt per envelope")

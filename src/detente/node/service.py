@@ -689,17 +689,21 @@ class Node:
                 select(func.min(outbox.c.next_attempt_at)).where(outbox.c.state == "pending")
             ).scalar_one_or_none()
 
-    def pending_batch(self, recipient: str, limit: int) -> list[Envelope]:
-        """The lowest-seq pending envelopes of a channel, in order."""
+    def pending_batch(
+        self, recipient: str, limit: int, after_seq: int | None = None
+    ) -> list[Envelope]:
+        """The lowest-seq pending envelopes of a channel (past ``after_seq``), in order."""
+        query = (
+            select(messages.c.envelope)
+            .join(outbox, outbox.c.message_id == messages.c.id)
+            .where(and_(outbox.c.recipient == recipient, outbox.c.state == "pending"))
+            .order_by(outbox.c.seq)
+            .limit(limit)
+        )
+        if after_seq is not None:
+            query = query.where(outbox.c.seq > after_seq)
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(messages.c.envelope)
-                .join(outbox, outbox.c.message_id == messages.c.id)
-                .where(and_(outbox.c.recipient == recipient, outbox.c.state == "pending"))
-                .order_by(outbox.c.seq)
-                .limit(limit)
-            ).scalars()
-            return [Envelope.from_bytes(bytes(r)) for r in rows]
+            return [Envelope.from_stored(bytes(r)) for r in conn.execute(query).scalars()]
 
     def delivery_failed(self, message_ids: Iterable[str], error: str, delay_ms: int) -> None:
         ids = list(message_ids)

@@ -31,7 +31,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +69,8 @@ __all__ = ["MAX_PROBLEMS", "VerifyReport", "load_agreements", "verify_home", "ve
 #: problems listed in full; beyond this the report says how many more there were.
 MAX_PROBLEMS = 100
 _CHUNK = 50_000
+_CHECKPOINT_CHUNK = 1_000
+_RECEIPT_CACHE = 1_024
 _LEAF_PREFIX = SIGNING_PREFIX + b"leaf\x00"
 _RECEIPT_PREFIX = SIGNING_PREFIX + b"receipt\x00"
 
@@ -466,6 +468,8 @@ class _Verifier:
             agreement = self.agreements.get(envelope.agreement)
             if agreement is None:
                 return f"receipt for {ref}: agreement {envelope.agreement} is not loaded"
+            if len(self.receipt_cache) > _RECEIPT_CACHE:
+                self.receipt_cache.clear()
             verify_receipt(receipt, envelope, agreement, checkpoint_cache=self.receipt_cache)
         except DetenteError as exc:
             return f"receipt for {ref}: {exc}"
@@ -569,36 +573,85 @@ class _Verifier:
 
     # -- 4: checkpoints ---------------------------------------------------------
 
-    def check_checkpoints(self, tree: MerkleTree) -> None:
+    def start_checkpoints(self) -> Callable[[MerkleTree], None]:
+        """Read the checkpoints and start verifying their signatures on the pool.
+
+        The signatures do not need the tree, so they are checked while the
+        leaves are scanned; the returned function compares the roots once the
+        tree is rebuilt.
+        """
         origin = log_origin(self.card.id)
         verifiers = log_verifiers(self.card)
-        rows = [
-            (int(size), bytes(note))
-            for size, note in self.conn.execute(
-                select(checkpoints.c.size, checkpoints.c.note).order_by(checkpoints.c.size)
-            )
-        ]
 
-        def check(note: bytes) -> Checkpoint | str:
-            try:
-                return verify_checkpoint(note, origin, verifiers)
-            except DetenteError as exc:
-                return str(exc)
+        def check(notes: list[bytes]) -> list[Checkpoint | str]:
+            out: list[Checkpoint | str] = []
+            for note in notes:
+                try:
+                    out.append(verify_checkpoint(note, origin, verifiers))
+                except DetenteError as exc:
+                    out.append(str(exc))
+            return out
 
-        unique = list(dict.fromkeys(note for _, note in rows))
-        if self.pool is None:
-            outcomes = [check(note) for note in unique]
-        else:
-            outcomes = list(self.pool.map(check, unique, chunksize=64))
-        verified = dict(zip(unique, outcomes, strict=True))
-        for size, note in rows:
+        # Notes are read in chunks and dropped once submitted: a busy log holds
+        # one checkpoint per writer batch, and each is ~3.4 kB (ML-DSA-65).
+        rows: list[tuple[int, bytes]] = []  # (size, SHA-256 of the note)
+        keys: list[bytes] = []  # unique note digests, in submission order
+        parts: list[Future[list[Checkpoint | str]] | list[Checkpoint | str]] = []
+        seen: set[bytes] = set()
+        fetch = _raw_query(
+            self.conn,
+            select(checkpoints.c.size, checkpoints.c.note)
+            .where(checkpoints.c.size > bindparam("after"))
+            .order_by(checkpoints.c.size)
+            .limit(_CHECKPOINT_CHUNK),
+        )
+        after = -1
+        while True:
+            chunk = fetch({"after": after})
+            if not chunk:
+                break
+            after = int(chunk[-1][0])
+            batch: list[bytes] = []
+            for size, raw in chunk:
+                note = bytes(raw)
+                key = _sha256(note).digest()
+                rows.append((int(size), key))
+                if key not in seen:
+                    seen.add(key)
+                    keys.append(key)
+                    batch.append(note)
+            if self.pool is None:
+                parts.append(check(batch))
+            else:
+                parts.append(self.pool.submit(check, batch))
+
+        def finish(tree: MerkleTree) -> None:
+            outcomes = [
+                o for part in parts for o in (part if isinstance(part, list) else part.result())
+            ]
+            verified = dict(zip(keys, outcomes, strict=True))
+            self.compare_checkpoints(rows, verified, tree)
+
+        return finish
+
+    def compare_checkpoints(
+        self,
+        rows: list[tuple[int, bytes]],
+        verified: Mapping[bytes, Checkpoint | str],  # by SHA-256 of the note
+        tree: MerkleTree,
+    ) -> None:
+        for size, key in rows:
             name = f"checkpoint at size {size}"
             self.checkpoints_checked += 1
-            outcome = verified[note]
+            outcome = verified[key]
             if isinstance(outcome, str):
                 self.problems.add(f"{name}: signature does not verify ({outcome})")
+                note = self.conn.execute(
+                    select(checkpoints.c.note).where(checkpoints.c.size == size)
+                ).scalar_one()
                 try:
-                    cp = Checkpoint.from_text(note.decode("utf-8").split("\n\n", 1)[0] + "\n")
+                    text = bytes(note).decode("utf-8").split("\n\n", 1)[0] + "\n"
+                    cp = Checkpoint.from_text(text)
                 except (DetenteError, UnicodeDecodeError):
                     self.problems.add(f"{name}: not a checkpoint")
                     continue
@@ -688,12 +741,13 @@ def verify_log(
         total = conn.execute(select(func.count()).select_from(log_leaves)).scalar_one()
         v = _Verifier(conn, card, agreements, progress, n_workers)
         try:
+            finish_checkpoints = v.start_checkpoints()
             hashes = v.scan_leaves(int(total))
             v.check_orphans()
             tree = MerkleTree.from_leaf_hashes(hashes)
             del hashes
             v.check_nodes(tree)
-            v.check_checkpoints(tree)
+            finish_checkpoints(tree)
         finally:
             if v.pool is not None:
                 v.pool.shutdown()
