@@ -48,6 +48,7 @@ from detente.node.service import Node
 from detente.node.verify import load_agreements, verify_home
 from detente.store.db import migrate, open_engine
 from detente.store.schema import checkpoints, messages, receipts
+from detente.store.schema import notes as notes_t
 
 TARGET_S = 10.0
 CHECKPOINT_EVERY = 500
@@ -98,7 +99,9 @@ def part_real(tmp: Path, n_messages: int) -> dict[str, float]:
                 a.send(Content("notification", "AMBER", {"text": f"msg {i}"}), None, "us-ru")
             envs = a.pending_batch("RU-NCCC", batch)
             res = b.receive([e.to_json() for e in envs], None)
-            a.record_receipts(list(zip(envs, [r.to_json() for r in res.receipts], strict=True)))
+            a.record_receipts(
+                list(zip(envs, [r.to_json() for r in res.receipts], strict=True)), res.checkpoint
+            )
     finally:
         a.close()
         b.close()
@@ -127,8 +130,9 @@ def unit_costs(ha: NodeHome, hb: NodeHome) -> dict[str, float]:
         with engine_a.connect() as conn:
             notes = [bytes(n) for n in conn.execute(select(checkpoints.c.note)).scalars()][:300]
             got = conn.execute(
-                select(receipts.c.receipt, messages.c.envelope)
+                select(receipts.c.receipt, messages.c.envelope, notes_t.c.note)
                 .join(messages, messages.c.id == receipts.c.message_id)
+                .join(notes_t, notes_t.c.hash == receipts.c.checkpoint_hash)
                 .limit(300)
             ).all()
         with engine_b.connect() as conn:
@@ -144,10 +148,14 @@ def unit_costs(ha: NodeHome, hb: NodeHome) -> dict[str, float]:
     cp_us = (time.perf_counter() - t0) / len(notes) * 1e6
     cache: dict[str, Checkpoint] = {}
     t0 = time.perf_counter()
-    for r, e in got:
+    for r, e, n in got:
         env = Envelope.from_bytes(bytes(e))
         verify_receipt(
-            Receipt.from_bytes(bytes(r)), env, agreements[env.agreement], checkpoint_cache=cache
+            Receipt.from_bytes(bytes(r)),
+            env,
+            agreements[env.agreement],
+            bytes(n),
+            checkpoint_cache=cache,
         )
     got_us = (time.perf_counter() - t0) / len(got) * 1e6
     t0 = time.perf_counter()

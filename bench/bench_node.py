@@ -101,8 +101,9 @@ def wait_delivered(node: NodeProc, total: int, timeout: float) -> float:
 
 
 def throughput(us: NodeProc, n: int, batch: int = 500) -> float:
-    client = httpx.Client(base_url=us.base, timeout=120,
-                          headers={"authorization": f"Bearer {us.home.cli_token()}"})
+    client = httpx.Client(
+        base_url=us.base, timeout=120, headers={"authorization": f"Bearer {us.home.cli_token()}"}
+    )
     already = len(sender_rows(us))
     start = time.monotonic()
     for first in range(0, n, batch):
@@ -115,8 +116,9 @@ def throughput(us: NodeProc, n: int, batch: int = 500) -> float:
 
 
 def latency(us: NodeProc, rate: float, seconds: float) -> tuple[float, float, int]:
-    client = httpx.Client(base_url=us.base, timeout=30,
-                          headers={"authorization": f"Bearer {us.home.cli_token()}"})
+    client = httpx.Client(
+        base_url=us.base, timeout=30, headers={"authorization": f"Bearer {us.home.cli_token()}"}
+    )
     before = {r[0] for r in sender_rows(us)}
     count = int(rate * seconds)
     interval = 1 / rate
@@ -130,7 +132,7 @@ def latency(us: NodeProc, rate: float, seconds: float) -> tuple[float, float, in
     client.close()
     total = len(before) + count
     wait_delivered(us, total, timeout=120)
-    rows = [r for r in sender_rows(us)][-count:]
+    rows = sender_rows(us)[-count:]
     lat = sorted((d - s) for s, d, _ in rows if d is not None)
     p50 = statistics.median(lat)
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
@@ -161,19 +163,28 @@ def main() -> None:
         new_db = next(factory) if hasattr(factory, "__next__") else factory
     from detente.core.policy import MESSAGE_TYPES, Policy
 
-    nodes, _ = make_cluster(workdir, ["US-CISA", "RU-NCCC"], new_db,
-                            policy=Policy(frozenset(MESSAGE_TYPES)), agreement_id="bench")
+    nodes, _ = make_cluster(
+        workdir,
+        ["US-CISA", "RU-NCCC"],
+        new_db,
+        policy=Policy(frozenset(MESSAGE_TYPES)),
+        agreement_id="bench",
+    )
     us, ru = nodes["US-CISA"], nodes["RU-NCCC"]
     try:
         ru.start()
         us.start()
         throughput(us, 500)  # warm-up
         rate = throughput(us, args.messages)
-        print(f"sustained throughput ({args.db}, {args.messages} messages, committed on both sides, "
-              f"receipts verified): {rate:8.0f} msg/s = {rate / ceiling:.0%} of the crypto ceiling")
+        print(
+            f"sustained throughput ({args.db}, {args.messages} messages, committed on both sides, "
+            f"receipts verified): {rate:8.0f} msg/s = {rate / ceiling:.0%} of the crypto ceiling"
+        )
         p50, p99, n = latency(us, args.rate, args.seconds)
-        print(f"latency at {args.rate:.0f} msg/s ({n} messages, send commit -> verified receipt "
-              f"commit): p50 {p50:.0f} ms, p99 {p99:.0f} ms")
+        print(
+            f"latency at {args.rate:.0f} msg/s ({n} messages, send commit -> verified receipt "
+            f"commit): p50 {p50:.0f} ms, p99 {p99:.0f} ms"
+        )
         print("targets: >= 1,000 msg/s on SQLite, >= 30% of the ceiling; p99 <= 100 ms")
     finally:
         us.stop()

@@ -26,7 +26,7 @@ from detente.core.envelope import Envelope
 from detente.core.receipt import Receipt, verify_receipt
 from detente.node.verify import verify_home
 from detente.store.db import open_engine
-from detente.store.schema import log_leaves, messages, outbox, receipts
+from detente.store.schema import log_leaves, messages, notes, outbox, receipts
 from node.cluster import NodeProc, make_cluster, wait_until
 
 US, RU = "US-CISA", "RU-NCCC"
@@ -125,8 +125,9 @@ def assert_exactly_once(c: Cluster, ids: set[str], count: int) -> None:
         )
         assert states == {"delivered": count}, states
         rows = conn.execute(
-            select(messages.c.id, messages.c.envelope, receipts.c.receipt)
+            select(messages.c.id, messages.c.envelope, receipts.c.receipt, notes.c.note)
             .join(receipts, receipts.c.message_id == messages.c.id)
+            .join(notes, notes.c.hash == receipts.c.checkpoint_hash)
             .where(and_(messages.c.direction == "out", receipts.c.direction == "got"))
         ).all()
         us_leaves: dict[str, int] = dict(
@@ -137,7 +138,7 @@ def assert_exactly_once(c: Cluster, ids: set[str], count: int) -> None:
     for row in rows:
         envelope = Envelope.from_bytes(bytes(row.envelope))
         receipt = Receipt.from_bytes(bytes(row.receipt))
-        verify_receipt(receipt, envelope, c.agreement, checkpoint_cache=cache)
+        verify_receipt(receipt, envelope, c.agreement, bytes(row.note), checkpoint_cache=cache)
     assert us_leaves.get("envelope") == count
     assert us_leaves.get("receipt") == count  # one receipt recorded per message, no more
 

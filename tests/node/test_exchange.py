@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -54,7 +54,7 @@ def _count(node: NodeProc, table: Any) -> int:
 
 
 def test_three_nodes_send_receipt_and_witnessed_inclusion(trio: dict[str, NodeProc]) -> None:
-    us, ru, cn = trio["US-CISA"], trio["RU-NCCC"], trio["CN-CNCERT"]
+    us, ru = trio["US-CISA"], trio["RU-NCCC"]
     sent = send(us, "test-agreement", None, text="ransomware C2 in your jurisdiction")
     assert sorted(m["to"] for m in sent) == ["CN-CNCERT", "RU-NCCC"]
     reply = send(ru, "test-agreement", ["US-CISA"], msg_type="response", text="action taken")
@@ -134,7 +134,7 @@ def test_replayed_envelope_returns_original_receipt_and_stores_nothing(
 class _ForkingPeer(BaseHTTPRequestHandler):
     """Plays RU-NCCC's node with RU's real keys, showing two histories in turn."""
 
-    notes: list[bytes] = []
+    notes: ClassVar[list[bytes]] = []
     forked = False
 
     def do_GET(self) -> None:

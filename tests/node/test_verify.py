@@ -82,7 +82,9 @@ def _build(tmp: pathlib.Path, new_db: db.NewDb) -> Pair:
                 a.send(Content("notification", "AMBER", {"text": f"msg {half}.{i}"}), None, "us-ru")
             envs = a.pending_batch("RU-NCCC", 100)
             res = b.receive([e.to_json() for e in envs], None)
-            a.record_receipts(list(zip(envs, [r.to_json() for r in res.receipts], strict=True)))
+            a.record_receipts(
+                list(zip(envs, [r.to_json() for r in res.receipts], strict=True)), res.checkpoint
+            )
             sent += [e.id for e in envs]
     finally:
         a.close()

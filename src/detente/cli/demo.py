@@ -234,7 +234,7 @@ def run_demo(console: Console, keep: bool = False) -> None:
             table.add_column(column)
         for m in sent:
             receipt = details[m["id"]]["receipt"]
-            size = receipt["checkpoint"].split("\n")[1]
+            size = details[m["id"]]["receipt_checkpoint"].split("\n")[1]
             table.add_row(
                 m["id"],
                 details[m["id"]]["type"],

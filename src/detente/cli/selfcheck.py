@@ -128,7 +128,7 @@ def run_selfcheck(report: Callable[[str, str], None]) -> None:
     report("receipt", f"log index {index}, checkpoint signed Ed25519 + ML-DSA-65")
 
     def do_verify() -> str:
-        cp = verify_receipt(receipt, env, agreement)
+        cp = verify_receipt(receipt, env, agreement, note)
         return f"receipt signature, checkpoint and inclusion proof verified (tree size {cp.size})"
 
     timed("verify receipt", do_verify)

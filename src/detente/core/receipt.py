@@ -2,11 +2,18 @@
 
 A receipt names the envelope (message id and envelope hash), the time the
 recipient received it, the index of the envelope's leaf in the recipient's
-log, a checkpoint of that log signed with Ed25519 and ML-DSA-65, and the
-inclusion proof of the leaf in that checkpoint; the recipient signs it all
-with Ed25519 (domain ``receipt``).  The node returns it in the same HTTP
-exchange that delivered the envelope, after committing durably
-(DESIGN.md "Receipt"), so "was it received, and when" is settled for good:
+log, the hash of a checkpoint of that log signed with Ed25519 and ML-DSA-65,
+and the inclusion proof of the leaf in that checkpoint; the recipient signs
+it all with Ed25519 (domain ``receipt``).
+
+The checkpoint travels beside the receipts, not inside each one: a batch's
+receipts share one checkpoint note (about 4.6 KB with its ML-DSA-65
+signature), and the receipt binds it by SHA-256 of the note's bytes.  Evidence
+for an arbiter is the receipt plus that note; :func:`verify_receipt` needs both.
+
+The node returns receipts in the same HTTP exchange that delivered the
+envelopes, after committing durably (DESIGN.md "Receipt"), so "was it
+received, and when" is settled for good:
 
 - the signature binds the recipient to the time and position it claims;
 - the inclusion proof lets the sender check at once that the envelope is in
@@ -38,7 +45,7 @@ from detente.core.party import check_party_id
 from detente.core.timefmt import format_time, parse_time
 from detente.errors import EncodingError, NoteError, ReceiptError
 
-__all__ = ["Receipt", "issue_receipt", "verify_receipt"]
+__all__ = ["Receipt", "issue_receipt", "note_hash", "verify_receipt"]
 
 _DOMAIN = "receipt"
 _HASH_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -51,7 +58,7 @@ _FIELDS = {
     "to",
     "received",
     "log_index",
-    "checkpoint",
+    "checkpoint_hash",
     "inclusion",
     "sig",
 }
@@ -70,7 +77,7 @@ class Receipt:
     to: str
     received: str
     log_index: int
-    checkpoint: str
+    checkpoint_hash: str
     inclusion: tuple[bytes, ...]
     sig: bytes
     _wire: bytes | None = field(default=None, init=False, repr=False, compare=False)
@@ -89,8 +96,8 @@ class Receipt:
             raise EncodingError("receipt log_index must be an integer")
         if self.log_index < 0:
             raise EncodingError("receipt log_index must be >= 0")
-        if not isinstance(self.checkpoint, str) or not self.checkpoint:
-            raise EncodingError("receipt checkpoint must be a signed note")
+        if not isinstance(self.checkpoint_hash, str) or not _HASH_RE.match(self.checkpoint_hash):
+            raise EncodingError("receipt checkpoint_hash must be sha256:<64 hex digits>")
         if len(self.inclusion) > _MAX_PROOF or any(len(h) != 32 for h in self.inclusion):
             raise EncodingError("receipt inclusion proof must be a list of SHA-256 hashes")
         if len(self.sig) != 64:
@@ -106,7 +113,7 @@ class Receipt:
             "to": self.to,
             "received": self.received,
             "log_index": self.log_index,
-            "checkpoint": self.checkpoint,
+            "checkpoint_hash": self.checkpoint_hash,
             "inclusion": [b64e(h) for h in self.inclusion],
         }
 
@@ -146,7 +153,7 @@ class Receipt:
             to=obj["to"],
             received=obj["received"],
             log_index=obj["log_index"],
-            checkpoint=obj["checkpoint"],
+            checkpoint_hash=obj["checkpoint_hash"],
             inclusion=tuple(b64d(h, field="receipt inclusion") for h in obj["inclusion"]),
             sig=b64d(obj["sig"], field="receipt sig"),
         )
@@ -184,7 +191,7 @@ def issue_receipt(
         to=envelope.from_,
         received=format_time(received),
         log_index=log_index,
-        checkpoint=checkpoint.decode("utf-8"),
+        checkpoint_hash=note_hash(checkpoint),
         inclusion=tuple(inclusion),
         sig=bytes(64),
     )
@@ -192,18 +199,25 @@ def issue_receipt(
     return replace(unsigned, sig=sig)
 
 
+def note_hash(note: bytes) -> str:
+    """How a receipt names the signed checkpoint note it was issued against."""
+    return "sha256:" + hashlib.sha256(note).hexdigest()
+
+
 def verify_receipt(
     receipt: Receipt,
     envelope: Envelope,
     agreement: Agreement,
+    checkpoint: bytes,
     *,
     checkpoint_cache: MutableMapping[str, Checkpoint] | None = None,
 ) -> Checkpoint:
     """Check that ``receipt`` is the recipient's valid receipt for ``envelope``.
 
-    Returns the recipient's checkpoint (for the sender to keep and witness).
+    ``checkpoint`` is the signed note the receipt names by hash.  Returns the
+    recipient's checkpoint (for the sender to keep and witness).
     ``agreement`` must be the verified agreement the envelope names.
-    ``checkpoint_cache`` (note text -> checkpoint) lets a caller verify the
+    ``checkpoint_cache`` (note hash -> checkpoint) lets a caller verify the
     ML-DSA-65 signature of a checkpoint shared by a batch of receipts once.
     """
     what = f"receipt for {envelope.id}"
@@ -217,18 +231,18 @@ def verify_receipt(
         raise ReceiptError(f"{what}: names a different envelope (hash mismatch)")
     recipient = agreement.member(envelope.to)
     verify_ed25519(recipient.keys.ed25519, receipt.sig, receipt.signed_bytes(), what=what)
-    cp = checkpoint_cache.get(receipt.checkpoint) if checkpoint_cache is not None else None
+    if note_hash(checkpoint) != receipt.checkpoint_hash:
+        raise ReceiptError(f"{what}: the checkpoint given is not the one the receipt names")
+    cp = checkpoint_cache.get(receipt.checkpoint_hash) if checkpoint_cache is not None else None
     if cp is not None and cp.origin != recipient.log_origin:
         cp = None  # verified for another log: verify again under this recipient's keys
     if cp is None:
         try:
-            cp = verify_checkpoint(
-                receipt.checkpoint.encode("utf-8"), recipient.log_origin, log_verifiers(recipient)
-            )
+            cp = verify_checkpoint(checkpoint, recipient.log_origin, log_verifiers(recipient))
         except NoteError as exc:
             raise ReceiptError(f"{what}: checkpoint does not verify: {exc}") from exc
         if checkpoint_cache is not None:
-            checkpoint_cache[receipt.checkpoint] = cp
+            checkpoint_cache[receipt.checkpoint_hash] = cp
     if receipt.log_index >= cp.size:
         raise ReceiptError(f"{what}: log index {receipt.log_index} is outside the checkpoint")
     verify_inclusion(

@@ -187,8 +187,9 @@ class DeliveryWorker:
             receipts = answer["receipts"]
             if not isinstance(receipts, list) or len(receipts) != len(envelopes):
                 raise DetenteError("answer does not hold one receipt per envelope")
+            note = str(answer["checkpoint"]).encode()
             await anyio.to_thread.run_sync(
-                node.record_receipts, list(zip(envelopes, receipts, strict=True))
+                node.record_receipts, list(zip(envelopes, receipts, strict=True)), note
             )
         except (DetenteError, KeyError, TypeError) as exc:
             await anyio.to_thread.run_sync(

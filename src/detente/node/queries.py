@@ -20,6 +20,7 @@ from detente.store.schema import (
     cosignatures,
     log_leaves,
     messages,
+    notes,
     outbox,
     peer_checkpoints,
     receipts,
@@ -100,9 +101,9 @@ def message_detail(node: Node, message_id: str) -> dict[str, Any]:
         if row is None:
             raise NotFoundError(f"no message {message_id}")
         receipt = conn.execute(
-            select(receipts.c.receipt, receipts.c.direction).where(
-                receipts.c.message_id == message_id
-            )
+            select(receipts.c.receipt, receipts.c.direction, notes.c.note)
+            .outerjoin(notes, notes.c.hash == receipts.c.checkpoint_hash)
+            .where(receipts.c.message_id == message_id)
         ).first()
     detail = _summary(row)
     content = Content.from_plaintext(bytes(row.plaintext)) if row.plaintext else None
@@ -118,6 +119,7 @@ def message_detail(node: Node, message_id: str) -> dict[str, Any]:
             "body": dict(content.body),
         },
         receipt=parse(bytes(receipt.receipt)) if receipt else None,
+        receipt_checkpoint=bytes(receipt.note).decode() if receipt and receipt.note else None,
         attempts=row.attempts,
         last_error=row.last_error,
     )

@@ -25,7 +25,7 @@ from detente.core.envelope import Content, Envelope, Opened, open_, seal_keeping
 from detente.core.logentry import envelope_entry, log_verifiers, receipt_entry
 from detente.core.merkle import verify_consistency
 from detente.core.party import PartyCard
-from detente.core.receipt import Receipt, issue_receipt, verify_receipt
+from detente.core.receipt import Receipt, issue_receipt, note_hash, verify_receipt
 from detente.errors import (
     ConsistencyProofError,
     DetenteError,
@@ -52,6 +52,7 @@ from detente.store.schema import (
     cosignatures,
     messages,
     node_info,
+    notes,
     outbox,
     peer_checkpoints,
     receipts,
@@ -358,6 +359,7 @@ class _Receive:
                     "direction": "issued",
                     "receipt_hash": receipt.hash(),
                     "receipt": receipt.to_bytes(),
+                    "checkpoint_hash": receipt.checkpoint_hash,
                     "log_index": r_index,
                 }
             )
@@ -365,6 +367,7 @@ class _Receive:
             statuses.append("accepted")
         if rows:
             conn.execute(_INSERT_RECEIPTS, rows)
+            self.node._keep_note(conn, checkpoint)
         known = self.known_size
         consistency: list[bytes] = []
         if known is not None and 0 < known <= cp_size:
@@ -377,8 +380,8 @@ class _Receive:
 class _RecordReceipts:
     """The sender's side: store verified receipts, mark delivered, log them."""
 
-    def __init__(self, node: Node, pairs: list[tuple[str, Receipt]]) -> None:
-        self.node, self.pairs = node, pairs
+    def __init__(self, node: Node, pairs: list[tuple[str, Receipt]], notes: set[bytes]) -> None:
+        self.node, self.pairs, self.notes = node, pairs, notes
 
     def apply(self, tx: Tx) -> None:
         conn = tx.conn
@@ -400,11 +403,14 @@ class _RecordReceipts:
                     "direction": "got",
                     "receipt_hash": receipt.hash(),
                     "receipt": receipt.to_bytes(),
+                    "checkpoint_hash": receipt.checkpoint_hash,
                     "log_index": index,
                 }
             )
         if rows:
             conn.execute(_INSERT_RECEIPTS, rows)
+            for note in self.notes:
+                self.node._keep_note(conn, note)
         conn.execute(
             update(outbox)
             .where(outbox.c.message_id.in_(ids))
@@ -655,21 +661,30 @@ class Node:
 
     # -- receipts (sender side) --------------------------------------------------
 
-    def record_receipts(self, pairs: list[tuple[Envelope, dict[str, Any]]]) -> list[Checkpoint]:
-        """Verify receipts for envelopes we sent and commit them; return their checkpoints."""
+    def record_receipts(
+        self, pairs: list[tuple[Envelope, dict[str, Any]]], checkpoint: bytes
+    ) -> list[Checkpoint]:
+        """Verify receipts (against the checkpoint note they name) and commit them."""
         verified: list[tuple[str, Receipt]] = []
         cps: list[Checkpoint] = []
         for env, obj in pairs:
             receipt = Receipt.from_json(obj)
             agreement = self.agreement(env.agreement)
             cps.append(
-                verify_receipt(receipt, env, agreement, checkpoint_cache=self.checkpoint_cache)
+                verify_receipt(
+                    receipt, env, agreement, checkpoint, checkpoint_cache=self.checkpoint_cache
+                )
             )
             verified.append((env.id, receipt))
         if len(self.checkpoint_cache) > 1024:
             self.checkpoint_cache.clear()
-        self.writer.run(_RecordReceipts(self, verified))
+        self.writer.run(_RecordReceipts(self, verified, {checkpoint}))
         return cps
+
+    def _keep_note(self, conn: Any, note: bytes) -> None:
+        digest = note_hash(note)
+        if conn.execute(select(notes.c.hash).where(notes.c.hash == digest)).first() is None:
+            conn.execute(insert(notes).values(hash=digest, note=note))
 
     # -- outbox ------------------------------------------------------------------
 

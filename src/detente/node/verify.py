@@ -62,7 +62,7 @@ from detente.errors import DetenteError
 from detente.node.config import NodeHome
 from detente.store.db import mapped_errors, open_engine
 from detente.store.schema import agreements as agreements_t
-from detente.store.schema import checkpoints, log_leaves, log_nodes, messages, receipts
+from detente.store.schema import checkpoints, log_leaves, log_nodes, messages, notes, receipts
 
 __all__ = ["MAX_PROBLEMS", "VerifyReport", "load_agreements", "verify_home", "verify_log"]
 
@@ -181,6 +181,10 @@ class _Verifier:
         self.problems = _Problems()
         self.ed25519 = ed25519_public(card.keys.ed25519)
         self.receipt_cache: dict[str, Checkpoint] = {}
+        # Checkpoint notes receipts name by hash: one per delivery batch, few.
+        self.notes: dict[str, bytes] = {
+            digest: bytes(note) for digest, note in conn.execute(select(notes.c.hash, notes.c.note))
+        }
         self.receipts_checked = 0
         self.checkpoints_checked = 0
         self.envelopes_matched = 0
@@ -468,9 +472,15 @@ class _Verifier:
             agreement = self.agreements.get(envelope.agreement)
             if agreement is None:
                 return f"receipt for {ref}: agreement {envelope.agreement} is not loaded"
+            note = self.notes.get(receipt.checkpoint_hash)
+            if note is None:
+                return (
+                    f"receipt for {ref}: the checkpoint it names ({receipt.checkpoint_hash[:23]}…) "
+                    "is not stored"
+                )
             if len(self.receipt_cache) > _RECEIPT_CACHE:
                 self.receipt_cache.clear()
-            verify_receipt(receipt, envelope, agreement, checkpoint_cache=self.receipt_cache)
+            verify_receipt(receipt, envelope, agreement, note, checkpoint_cache=self.receipt_cache)
         except DetenteError as exc:
             return f"receipt for {ref}: {exc}"
         return None

@@ -95,7 +95,16 @@ receipts = Table(
     Column("direction", String(6), nullable=False),  # issued | got
     Column("receipt_hash", String(71), nullable=False),
     Column("receipt", LargeBinary, nullable=False),
+    Column("checkpoint_hash", String(71), nullable=False),  # the note, in `notes`
     Column("log_index", BigInteger, nullable=False),
+)
+
+# Checkpoint notes that receipts name by hash (issued and got), kept once each.
+notes = Table(
+    "notes",
+    metadata,
+    Column("hash", String(71), primary_key=True),
+    Column("note", LargeBinary, nullable=False),
 )
 
 # Next sequence number per outgoing channel (this node -> recipient).

@@ -134,6 +134,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("peer", "size"),
     )
     op.create_table(
+        "notes",
+        sa.Column("hash", sa.String(length=71), nullable=False),
+        sa.Column("note", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("hash"),
+    )
+    op.create_table(
         "outbox",
         sa.Column("message_id", sa.String(length=36), nullable=False),
         sa.Column("recipient", sa.String(length=32), nullable=False),
@@ -158,6 +164,7 @@ def upgrade() -> None:
         sa.Column("direction", sa.String(length=6), nullable=False),
         sa.Column("receipt_hash", sa.String(length=71), nullable=False),
         sa.Column("receipt", sa.LargeBinary(), nullable=False),
+        sa.Column("checkpoint_hash", sa.String(length=71), nullable=False),
         sa.Column("log_index", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
             ["message_id"],
@@ -173,6 +180,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_outbox_pending")
 
     op.drop_table("outbox")
+    op.drop_table("notes")
     op.drop_table("peer_checkpoints")
     op.drop_table("node_info")
     with op.batch_alter_table("messages", schema=None) as batch_op:
