@@ -187,9 +187,13 @@ class DeliveryWorker:
             receipts = answer["receipts"]
             if not isinstance(receipts, list) or len(receipts) != len(envelopes):
                 raise DetenteError("answer does not hold one receipt per envelope")
-            note = str(answer["checkpoint"]).encode()
+            notes = [str(answer["checkpoint"]).encode()]
+            older = answer.get("notes") or {}
+            if not isinstance(older, dict):
+                raise DetenteError("answer notes must be an object")
+            notes += [str(n).encode() for n in older.values()]
             await anyio.to_thread.run_sync(
-                node.record_receipts, list(zip(envelopes, receipts, strict=True)), note
+                node.record_receipts, list(zip(envelopes, receipts, strict=True)), *notes
             )
         except (DetenteError, KeyError, TypeError) as exc:
             await anyio.to_thread.run_sync(

@@ -31,6 +31,7 @@ from detente.errors import (
     DetenteError,
     EncodingError,
     NotAMemberError,
+    ReceiptError,
     ReplayError,
     UnknownAgreementError,
     VerificationError,
@@ -75,6 +76,8 @@ class DeliveryResult:
     consistency: list[bytes]
     proof_from: int | None = None
     missing: dict[str, list[int]] = field(default_factory=dict)
+    # Older checkpoint notes that original receipts (answers to duplicates) name.
+    notes: dict[str, bytes] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -84,6 +87,7 @@ class DeliveryResult:
             "consistency": [b64e(h) for h in self.consistency],
             "proof_from": self.proof_from,
             "missing": self.missing,
+            "notes": {digest: note.decode("utf-8") for digest, note in self.notes.items()},
         }
 
 
@@ -93,6 +97,7 @@ class _Duplicate:
 
     receipt: Receipt
     status: str  # duplicate (same envelope) | duplicate-seq (same channel seq)
+    note: bytes  # the checkpoint note the original receipt names
 
 
 # -- jobs ---------------------------------------------------------------------
@@ -335,11 +340,13 @@ class _Receive:
         cp_size = Checkpoint.from_text(checkpoint.decode().split("\n\n", 1)[0] + "\n").size
         out: list[Receipt] = []
         statuses: list[str] = []
+        older: dict[str, bytes] = {}
         rows = []
         for i, item in enumerate(self.items):
             if isinstance(item, _Duplicate):
                 out.append(item.receipt)
                 statuses.append(item.status)
+                older[item.receipt.checkpoint_hash] = item.note
                 continue
             env = item.envelope
             index = self.indices[i]
@@ -374,7 +381,8 @@ class _Receive:
             consistency = tx.log.consistency_proof(known, cp_size)
         else:
             known = None
-        return DeliveryResult(out, statuses, checkpoint, consistency, known, self.missing)
+        older.pop(note_hash(checkpoint), None)
+        return DeliveryResult(out, statuses, checkpoint, consistency, known, self.missing, older)
 
 
 class _RecordReceipts:
@@ -600,15 +608,18 @@ class Node:
         if not matches:
             return {}
         stored = {m[0] for m in matches.values()}
-        originals = dict(
-            conn.execute(
-                select(receipts.c.message_id, receipts.c.receipt).where(
-                    and_(receipts.c.message_id.in_(stored), receipts.c.direction == "issued")
-                )
-            ).all()
-        )
+        originals = {
+            row.message_id: (bytes(row.receipt), bytes(row.note))
+            for row in conn.execute(
+                select(receipts.c.message_id, receipts.c.receipt, notes.c.note)
+                .join(notes, notes.c.hash == receipts.c.checkpoint_hash)
+                .where(and_(receipts.c.message_id.in_(stored), receipts.c.direction == "issued"))
+            )
+        }
         return {
-            new_id: _Duplicate(Receipt.from_bytes(bytes(originals[old_id])), status)
+            new_id: _Duplicate(
+                Receipt.from_bytes(originals[old_id][0]), status, originals[old_id][1]
+            )
             for new_id, (old_id, status) in matches.items()
         }
 
@@ -662,23 +673,29 @@ class Node:
     # -- receipts (sender side) --------------------------------------------------
 
     def record_receipts(
-        self, pairs: list[tuple[Envelope, dict[str, Any]]], checkpoint: bytes
+        self, pairs: list[tuple[Envelope, dict[str, Any]]], *checkpoints: bytes
     ) -> list[Checkpoint]:
-        """Verify receipts (against the checkpoint note they name) and commit them."""
+        """Verify receipts (each against the checkpoint note it names) and commit them."""
+        by_hash = {note_hash(note): note for note in checkpoints}
         verified: list[tuple[str, Receipt]] = []
         cps: list[Checkpoint] = []
+        used: set[bytes] = set()
         for env, obj in pairs:
             receipt = Receipt.from_json(obj)
             agreement = self.agreement(env.agreement)
+            note = by_hash.get(receipt.checkpoint_hash)
+            if note is None:
+                raise ReceiptError(f"receipt for {env.id}: the checkpoint it names was not sent")
             cps.append(
                 verify_receipt(
-                    receipt, env, agreement, checkpoint, checkpoint_cache=self.checkpoint_cache
+                    receipt, env, agreement, note, checkpoint_cache=self.checkpoint_cache
                 )
             )
             verified.append((env.id, receipt))
+            used.add(note)
         if len(self.checkpoint_cache) > 1024:
             self.checkpoint_cache.clear()
-        self.writer.run(_RecordReceipts(self, verified, {checkpoint}))
+        self.writer.run(_RecordReceipts(self, verified, used))
         return cps
 
     def _keep_note(self, conn: Any, note: bytes) -> None:
