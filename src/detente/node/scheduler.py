@@ -2,7 +2,7 @@
 
 Jobs: deliver the outbox (at once when something is queued, else when a
 retry falls due), witness peers' logs, ask senders to resend what a gap
-lacks.  :meth:`Scheduler.tick` runs whatever is due once; :meth:`run` loops
+lacks, and sign a checkpoint when the log has grown since the last one.  :meth:`Scheduler.tick` runs whatever is due once; :meth:`run` loops
 until stopped.  Time comes from the node's injected clock.
 """
 
@@ -33,6 +33,7 @@ class Scheduler:
         *,
         witness_every: float = 15.0,
         gaps_every: float = 10.0,
+        checkpoint_every: float = 10.0,
         idle_poll: float = 1.0,
     ) -> None:
         self.node = node
@@ -41,6 +42,8 @@ class Scheduler:
         self.gaps = GapWorker(node, client)
         self.witness_every = witness_every
         self.gaps_every = gaps_every
+        self.checkpoint_every = checkpoint_every
+        self._last_checkpoint: datetime | None = None
         self.idle_poll = idle_poll
         self._wake = anyio.Event()
         self._last_witness: datetime | None = None
@@ -65,6 +68,11 @@ class Scheduler:
         if self._due(self._last_gaps, self.gaps_every, now):
             self._last_gaps = now
             await self.gaps.round()
+        if self._due(self._last_checkpoint, self.checkpoint_every, now):
+            # Sends and recorded receipts do not sign a checkpoint each; this
+            # covers them within checkpoint_every seconds even if nobody asks.
+            self._last_checkpoint = now
+            await anyio.to_thread.run_sync(self.node.latest_checkpoint)
 
     async def run(self) -> None:
         self._token = anyio.lowlevel.current_token()

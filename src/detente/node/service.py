@@ -104,6 +104,8 @@ class _Duplicate:
 
 
 class _InstallAgreement:
+    needs_checkpoint = False
+
     def __init__(self, node: Node, agreement: Agreement) -> None:
         self.node, self.agreement = node, agreement
 
@@ -173,6 +175,8 @@ _UPDATE_CHANNEL_OUT = (
 
 class _Send:
     """Seal and commit messages: envelope, outbox row and log leaf, in one transaction."""
+
+    needs_checkpoint = False
 
     def __init__(self, node: Node, specs: Sequence[SendSpec]) -> None:
         self.node, self.specs = node, specs
@@ -258,6 +262,8 @@ def _message_row(env: Envelope, direction: str, index: int, now_ms: int) -> dict
 
 class _Receive:
     """Commit opened envelopes, then receipt them against the batch checkpoint."""
+
+    needs_checkpoint = True
 
     def __init__(self, node: Node, items: list[Opened | _Duplicate], known_size: int | None):
         self.node, self.items, self.known_size = node, items, known_size
@@ -388,6 +394,8 @@ class _Receive:
 class _RecordReceipts:
     """The sender's side: store verified receipts, mark delivered, log them."""
 
+    needs_checkpoint = False
+
     def __init__(self, node: Node, pairs: list[tuple[str, Receipt]], notes: set[bytes]) -> None:
         self.node, self.pairs, self.notes = node, pairs, notes
 
@@ -431,6 +439,8 @@ class _RecordReceipts:
 
 class _Write:
     """A small write that does not touch the log (alarms, peer checkpoints, state)."""
+
+    needs_checkpoint = False
 
     def __init__(self, fn: Callable[[Tx], Any]) -> None:
         self.fn = fn
@@ -822,16 +832,21 @@ class Node:
     # -- witnessing ---------------------------------------------------------------
 
     def latest_checkpoint(self) -> tuple[bytes, int]:
+        """A signed checkpoint of the whole committed log (signing one if it grew)."""
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(checkpoints.c.note, checkpoints.c.size)
                 .order_by(checkpoints.c.size.desc())
                 .limit(1)
             ).first()
-        if row is None:
-            note = self.writer.run(_Write(lambda tx: tx.log.sign_checkpoint(tx.conn, tx.now_ms)))
-            return note, 0
-        return bytes(row.note), int(row.size)
+        if row is not None and int(row.size) >= self.log.committed_size:
+            return bytes(row.note), int(row.size)
+
+        def sign(tx: Tx) -> tuple[bytes, int]:
+            return tx.log.sign_checkpoint(tx.conn, tx.now_ms), tx.log.size
+
+        result: tuple[bytes, int] = self.writer.run(_Write(sign))
+        return result
 
     def known_peer_size(self, peer: str) -> int | None:
         with self.engine.connect() as conn:

@@ -7,14 +7,18 @@ waiting (up to ``max_batch``) and runs them in **one** database transaction:
 1. each job's :meth:`Job.apply` (inside a savepoint: a job that raises a
    :class:`~detente.errors.DetenteError` is undone alone, its log appends
    rewound, and the others go on);
-2. one checkpoint is signed over the log as it now stands;
+2. if any job needs one (``needs_checkpoint``: deliveries, whose receipts
+   name it), one checkpoint is signed over the log as it now stands;
 3. each job's :meth:`Job.complete`, given that checkpoint (receipts are
    signed here, with inclusion proofs against it);
-4. the log's rows are flushed, a final checkpoint covers what step 3
-   appended, and the transaction commits — only then is any caller answered.
+4. the log's rows are flushed and the transaction commits — only then is
+   any caller answered.
 
-So a burst of deliveries shares one fsync and two checkpoint signatures, and
-a receipt is never returned for anything not durably committed (DESIGN.md
+So a burst of deliveries shares one fsync and one checkpoint signature (an
+ML-DSA-65 signature costs about a millisecond: sends and recorded receipts
+do not pay it; their leaves are covered by the next checkpoint, signed when
+a delivery, a witness or an officer asks, or by the scheduler), and a
+receipt is never returned for anything not durably committed (DESIGN.md
 "Receipt").  On PostgreSQL with several API workers the same serialisation
 would move into the database (an advisory lock around the batch); one
 writer per node process is what this version runs.
@@ -53,6 +57,9 @@ class Tx:
 
 
 class Job(Protocol):
+    #: True for jobs whose complete() needs a checkpoint covering their appends.
+    needs_checkpoint: bool
+
     def apply(self, tx: Tx) -> None:
         """Validate, then write; raise a DetenteError before writing to refuse."""
 
@@ -115,7 +122,6 @@ class Writer:
         try:
             with self._engine.begin() as conn:
                 tx = Tx(conn, node_log, now, to_ms(now))
-                start = node_log.size
                 for i, (job, _) in enumerate(batch):
                     mark = node_log.mark()
                     savepoint = conn.begin_nested()
@@ -128,13 +134,15 @@ class Writer:
                     else:
                         savepoint.commit()
                 checkpoint = b""
-                if node_log.size > start or any(e is None for e in errors):
+                if any(
+                    errors[i] is None and getattr(job, "needs_checkpoint", False)
+                    for i, (job, _) in enumerate(batch)
+                ):
                     checkpoint = node_log.sign_checkpoint(conn, tx.now_ms)
                 for i, (job, _) in enumerate(batch):
                     if errors[i] is None:
                         results[i] = job.complete(tx, checkpoint)
                 node_log.flush(conn)
-                node_log.sign_checkpoint(conn, tx.now_ms)
         except (SQLAlchemyError, OSError) as exc:
             node_log.rollback()
             log.exception("batch of %d jobs failed; nothing committed", len(batch))
