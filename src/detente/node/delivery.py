@@ -192,8 +192,16 @@ class DeliveryWorker:
             if not isinstance(older, dict):
                 raise DetenteError("answer notes must be an object")
             notes += [str(n).encode() for n in older.values()]
+            proof = [b64d(h, field="consistency") for h in answer.get("consistency") or []]
+            proof_from = answer.get("proof_from")
+            if proof_from is not None and not isinstance(proof_from, int):
+                raise DetenteError("answer proof_from must be an integer or null")
+            # The answer's checkpoint is witnessed in the same commit as the receipts.
+            witness = (recipient, notes[0], proof, proof_from)
             await anyio.to_thread.run_sync(
-                node.record_receipts, list(zip(envelopes, receipts, strict=True)), *notes
+                lambda: node.record_receipts(
+                    list(zip(envelopes, receipts, strict=True)), *notes, witness=witness
+                )
             )
         except (DetenteError, KeyError, TypeError) as exc:
             await anyio.to_thread.run_sync(
@@ -203,19 +211,6 @@ class DeliveryWorker:
             return False
         self._failures.pop(recipient, None)
         self.delivered += len(envelopes)
-        try:
-            proof = [b64d(h, field="consistency") for h in answer.get("consistency", [])]
-            await anyio.to_thread.run_sync(
-                node.observe_checkpoint,
-                recipient,
-                str(answer["checkpoint"]).encode(),
-                proof,
-                answer.get("proof_from"),
-            )
-        except DetenteError as exc:
-            await anyio.to_thread.run_sync(
-                node.raise_alarm, "bad-checkpoint", recipient, f"checkpoint from {recipient}: {exc}"
-            )
         missing = answer.get("missing", {}).get(node.id)
         if missing:
             await anyio.to_thread.run_sync(node.requeue, recipient, missing)

@@ -28,7 +28,7 @@ class StoreView:
         config = home.config()
         self.id = config.party_id
         self.card: PartyCard = home.card()
-        self.engine = open_engine(config.db_url)
+        self.engine = open_engine(config.db_url, reads_only=True)
         if not has_schema(self.engine):
             raise ConfigError(f"no Détente database at {config.db_url.split('@')[-1]}")
         self.log = NodeLog(self.engine, self.id, home.keys())

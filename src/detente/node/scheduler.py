@@ -2,8 +2,9 @@
 
 Jobs: deliver the outbox (at once when something is queued, else when a
 retry falls due), witness peers' logs, ask senders to resend what a gap
-lacks, and sign a checkpoint when the log has grown since the last one.  :meth:`Scheduler.tick` runs whatever is due once; :meth:`run` loops
-until stopped.  Time comes from the node's injected clock.
+lacks, and sign a checkpoint when the log has grown since the last one.
+:meth:`Scheduler.tick` runs whatever is due once; :meth:`run` loops until
+stopped.  Time comes from the node's injected clock.
 """
 
 from __future__ import annotations

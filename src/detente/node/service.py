@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import secrets
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -396,8 +397,14 @@ class _RecordReceipts:
 
     needs_checkpoint = False
 
-    def __init__(self, node: Node, pairs: list[tuple[str, Receipt]], notes: set[bytes]) -> None:
-        self.node, self.pairs, self.notes = node, pairs, notes
+    def __init__(
+        self,
+        node: Node,
+        pairs: list[tuple[str, Receipt]],
+        notes: set[bytes],
+        witness: Callable[[Tx], Any] | None = None,
+    ) -> None:
+        self.node, self.pairs, self.notes, self.witness = node, pairs, notes, witness
 
     def apply(self, tx: Tx) -> None:
         conn = tx.conn
@@ -432,6 +439,8 @@ class _RecordReceipts:
             .where(outbox.c.message_id.in_(ids))
             .values(state="delivered", delivered_at=tx.now_ms, last_error=None)
         )
+        if self.witness is not None:
+            self.witness(tx)
 
     def complete(self, tx: Tx, checkpoint: bytes) -> None:
         return None
@@ -465,24 +474,29 @@ class Node:
         self.card: PartyCard = home.card()
         self.id = self.config.party_id
         self.clock = clock or SystemClock()
-        self.engine = open_engine(self.config.db_url)
-        migrate(self.engine)
+        # Two engines on one database: the writer's, and one for reads that
+        # never take SQLite's write lock (API queries, the delivery worker).
+        self.write_engine = open_engine(self.config.db_url)
+        migrate(self.write_engine)
+        self.engine = open_engine(self.config.db_url, reads_only=True)
         self._check_identity()
         self.log = NodeLog(self.engine, self.id, self.keys)
-        self.writer = Writer(self.engine, self.log, self.clock)
+        self.writer = Writer(self.write_engine, self.log, self.clock)
         self.agreements = AgreementSet()
         self.agreement_versions: dict[str, Agreement] = {}
         self._load_agreements()
         self.on_outbox: Callable[[], None] = lambda: None
         self.checkpoint_cache: dict[str, Checkpoint] = {}
+        self._token_cache: dict[str, tuple[tuple[str, str], float]] = {}
         self.writer.start()
 
     def close(self) -> None:
         self.writer.stop()
         self.engine.dispose()
+        self.write_engine.dispose()
 
     def _check_identity(self) -> None:
-        with mapped_errors("checking the node identity"), self.engine.begin() as conn:
+        with mapped_errors("checking the node identity"), self.write_engine.begin() as conn:
             stored = conn.execute(
                 select(node_info.c.value).where(node_info.c.key == "party_id")
             ).scalar_one_or_none()
@@ -683,9 +697,16 @@ class Node:
     # -- receipts (sender side) --------------------------------------------------
 
     def record_receipts(
-        self, pairs: list[tuple[Envelope, dict[str, Any]]], *checkpoints: bytes
+        self,
+        pairs: list[tuple[Envelope, dict[str, Any]]],
+        *checkpoints: bytes,
+        witness: tuple[str, bytes, Sequence[bytes], int | None] | None = None,
     ) -> list[Checkpoint]:
-        """Verify receipts (each against the checkpoint note it names) and commit them."""
+        """Verify receipts (each against the checkpoint note it names) and commit them.
+
+        ``witness`` (peer, note, consistency proof, proof's first size): the
+        answer's checkpoint, witnessed in the same commit as the receipts.
+        """
         by_hash = {note_hash(note): note for note in checkpoints}
         verified: list[tuple[str, Receipt]] = []
         cps: list[Checkpoint] = []
@@ -703,9 +724,14 @@ class Node:
             )
             verified.append((env.id, receipt))
             used.add(note)
+        step = None
+        if witness is not None:
+            peer, note, proof, proof_from = witness
+            cp = self._verified_peer_checkpoint(peer, note)
+            step = self._witness(peer, cp, note, proof, proof_from)
         if len(self.checkpoint_cache) > 1024:
             self.checkpoint_cache.clear()
-        self.writer.run(_RecordReceipts(self, verified, used))
+        self.writer.run(_RecordReceipts(self, verified, used, step))
         return cps
 
     def _keep_note(self, conn: Any, note: bytes) -> None:
@@ -854,19 +880,20 @@ class Node:
                 select(func.max(peer_checkpoints.c.size)).where(peer_checkpoints.c.peer == peer)
             ).scalar_one_or_none()
 
-    def observe_checkpoint(
-        self, peer: str, note: bytes, proof: Sequence[bytes], proof_from: int | None
-    ) -> tuple[Checkpoint, bool]:
-        """Verify a peer's checkpoint; check it extends what we saw; store or alarm.
-
-        A checkpoint that is not consistent with one we hold (a fork: the peer
-        showed two different histories) raises an alarm and is kept, with the
-        earlier one, as evidence.
-        """
+    def _verified_peer_checkpoint(self, peer: str, note: bytes) -> Checkpoint:
         card = self.peers().get(peer)
         if card is None:
             raise NotAMemberError(f"{peer} is not a member of any installed agreement")
+        cached = self.checkpoint_cache.get(note_hash(note))
+        if cached is not None and cached.origin == card.log_origin:
+            return cached  # verified moments ago, with the receipts that name it
         cp, _ = open_checkpoint(note, card.log_origin, log_verifiers(card))
+        return cp
+
+    def _witness(
+        self, peer: str, cp: Checkpoint, note: bytes, proof: Sequence[bytes], proof_from: int | None
+    ) -> Callable[[Tx], tuple[Checkpoint, bool]]:
+        """The writer step of witnessing: check ``cp`` extends what we hold; store or alarm."""
 
         def fn(tx: Tx) -> tuple[Checkpoint, bool]:
             conn = tx.conn
@@ -901,7 +928,21 @@ class Node:
             )
             return cp, True
 
-        result: tuple[Checkpoint, bool] = self.writer.run(_Write(fn))
+        return fn
+
+    def observe_checkpoint(
+        self, peer: str, note: bytes, proof: Sequence[bytes], proof_from: int | None
+    ) -> tuple[Checkpoint, bool]:
+        """Verify a peer's checkpoint; check it extends what we saw; store or alarm.
+
+        A checkpoint that is not consistent with one we hold (a fork: the peer
+        showed two different histories) raises an alarm and is kept, with the
+        earlier one, as evidence.  Returns the checkpoint and whether it fit.
+        """
+        cp = self._verified_peer_checkpoint(peer, note)
+        result: tuple[Checkpoint, bool] = self.writer.run(
+            _Write(self._witness(peer, cp, note, proof, proof_from))
+        )
         return result
 
     def _fork(self, tx: Tx, peer: str, old: bytes, new: bytes, why: str) -> None:
@@ -962,7 +1003,7 @@ class Node:
             raise EncodingError(f"role {role!r} is not one of {', '.join(ROLES)}")
         token = "dtk_" + secrets.token_urlsafe(32)
         digest = hashlib.sha256(token.encode()).hexdigest()
-        with mapped_errors("adding an API token"), self.engine.begin() as conn:
+        with mapped_errors("adding an API token"), self.write_engine.begin() as conn:
             if conn.execute(select(api_tokens.c.name).where(api_tokens.c.name == name)).first():
                 raise EncodingError(f"a token named {name!r} already exists")
             conn.execute(
@@ -974,13 +1015,24 @@ class Node:
 
     def authenticate(self, token: str) -> tuple[str, str] | None:
         digest = hashlib.sha256(token.encode()).hexdigest()
+        cached = self._token_cache.get(digest)
+        now = time.monotonic()
+        if cached is not None and cached[1] > now:
+            return cached[0]
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(api_tokens.c.name, api_tokens.c.role).where(
                     api_tokens.c.token_hash == digest
                 )
             ).first()
-        return (row.name, row.role) if row else None
+        who = (str(row.name), str(row.role)) if row else None
+        if who is not None:
+            # Kept briefly: every API call authenticates; a token added is
+            # usable at once, and a role change takes effect within a minute.
+            if len(self._token_cache) > 1000:
+                self._token_cache.clear()
+            self._token_cache[digest] = (who, now + 60)
+        return who
 
 
 class DeliveryRefusedError(DetenteError):

@@ -45,20 +45,33 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _sqlite_begin(conn: Any) -> None:
+def _sqlite_begin_immediate(conn: Any) -> None:
     # IMMEDIATE: take the write lock at BEGIN, so two writers queue instead of
     # failing with "database is locked" half-way through a transaction.
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def open_engine(url: str) -> Engine:
-    """An engine for ``url`` with Détente's durability settings."""
+def _sqlite_begin_deferred(conn: Any) -> None:
+    # Readers take no lock: in WAL mode they read a snapshot while the writer writes.
+    conn.exec_driver_sql("BEGIN")
+
+
+def open_engine(url: str, *, reads_only: bool = False) -> Engine:
+    """An engine for ``url`` with Détente's durability settings.
+
+    A node keeps two: one for its writer (transactions take SQLite's write
+    lock at BEGIN) and one for everything that only reads (they must not).
+    """
     url = normalise_url(url)
     try:
         if url.startswith("sqlite"):
             engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
             event.listen(engine, "connect", _sqlite_pragmas)
-            event.listen(engine, "begin", _sqlite_begin)
+            event.listen(
+                engine,
+                "begin",
+                _sqlite_begin_deferred if reads_only else _sqlite_begin_immediate,
+            )
         else:
             engine = create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
     except (SQLAlchemyError, ValueError) as exc:
