@@ -21,11 +21,11 @@ Benchmarks are not tests: nothing here asserts; it prints.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -151,22 +151,23 @@ def main() -> None:
     print(f"crypto ceiling (raw seal+open+receipt sign+verify, one core): {ceiling:8.0f} msg/s")
 
     workdir = Path(tempfile.mkdtemp(prefix="detente-bench-"))
-    new_db = None
-    cluster_dir = None
-    if args.db == "postgresql":
-        from db import make_db_url, start_cluster  # tests/db.py
+    with contextlib.ExitStack() as stack:
+        new_db = None
+        if args.db == "postgresql":
+            from db import make_db_url, start_cluster  # tests/db.py
 
-        admin = os.environ.get("DETENTE_TEST_PG_URL")
-        if admin is None:
-            admin, cluster_dir = start_cluster()
-        factory = make_db_url("postgresql", workdir, admin)
-        new_db = next(factory) if hasattr(factory, "__next__") else factory
+            admin = os.environ.get("DETENTE_TEST_PG_URL") or stack.enter_context(start_cluster())
+            new_db = stack.enter_context(make_db_url("postgresql", workdir, admin))
+        run(workdir, new_db, args, ceiling)
+
+
+def run(workdir: Path, new_db: object, args: argparse.Namespace, ceiling: float) -> None:
     from detente.core.policy import MESSAGE_TYPES, Policy
 
     nodes, _ = make_cluster(
         workdir,
         ["US-CISA", "RU-NCCC"],
-        new_db,
+        new_db,  # type: ignore[arg-type]
         policy=Policy(frozenset(MESSAGE_TYPES)),
         agreement_id="bench",
     )
@@ -177,8 +178,9 @@ def main() -> None:
         throughput(us, 500)  # warm-up
         rate = throughput(us, args.messages)
         print(
-            f"sustained throughput ({args.db}, {args.messages} messages, committed on both sides, "
-            f"receipts verified): {rate:8.0f} msg/s = {rate / ceiling:.0%} of the crypto ceiling"
+            f"sustained throughput ({args.db}, {args.messages} messages, committed on both "
+            f"sides, receipts verified): {rate:8.0f} msg/s = {rate / ceiling:.0%} of the "
+            "crypto ceiling"
         )
         p50, p99, n = latency(us, args.rate, args.seconds)
         print(
@@ -189,11 +191,6 @@ def main() -> None:
     finally:
         us.stop()
         ru.stop()
-        if cluster_dir is not None:
-            from db import stop_cluster
-
-            stop_cluster(cluster_dir)
-    _ = threading
 
 
 if __name__ == "__main__":
