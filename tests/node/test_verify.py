@@ -434,8 +434,8 @@ def test_checkpoint_without_mldsa_signature(pair: Pair) -> None:
     _tamper(pair.a, fn)
     report = _failed(pair.a)
     assert report.problems == [
-        f"checkpoint at size {stripped_size[0]}: signature does not verify (checkpoint lacks a valid "
-        f"signature from detente.log/US-CISA (key {_mldsa_key_id(pair.a)}))"
+        f"checkpoint at size {stripped_size[0]}: signature does not verify (checkpoint lacks "
+        f"a valid signature from detente.log/US-CISA (key {_mldsa_key_id(pair.a)}))"
     ]
     assert not _any(report, "root does not match")
 
