@@ -113,14 +113,8 @@ def _check_all_proofs(size: int) -> None:
         verify_consistency(m, size, _FULL.consistency_proof(m, size), _FULL.root(m), root)
 
 
-@pytest.mark.parametrize("size", range(1, 65))
-def test_every_proof_verifies_for_small_trees(size: int) -> None:
-    _check_all_proofs(size)
-
-
-@settings(max_examples=25, deadline=None)
-@given(st.integers(min_value=65, max_value=300))
-def test_every_proof_verifies_for_trees_up_to_300(size: int) -> None:
+@pytest.mark.parametrize("size", range(1, 301))
+def test_every_proof_verifies_for_every_tree_size_up_to_300(size: int) -> None:
     _check_all_proofs(size)
 
 
