@@ -21,6 +21,7 @@ from typing import Annotated, Any
 import anyio
 import httpx
 from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -146,6 +147,14 @@ def create_app(home: Path, *, clock: Clock | None = None, run_scheduler: bool = 
         lifespan=lifespan,
     )
     app.add_exception_handler(DetenteError, detente_error_handler)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own validation (query and body models): problem+json like the rest.
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return problem(422, "InvalidRequest", f"{where}: {first.get('msg', 'invalid')}")
 
     def node() -> Node:
         return state["node"]  # type: ignore[no-any-return]
