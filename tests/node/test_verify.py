@@ -31,7 +31,15 @@ from detente.node.verify import (
 )
 from detente.store.db import open_engine
 from detente.store.schema import agreements as agreements_t
-from detente.store.schema import checkpoints, log_leaves, log_nodes, messages, outbox, receipts
+from detente.store.schema import (
+    checkpoints,
+    log_leaves,
+    log_nodes,
+    messages,
+    notes,
+    outbox,
+    receipts,
+)
 
 N_MESSAGES = 20
 
@@ -114,8 +122,12 @@ def _engine(home: NodeHome) -> Engine:
 
 
 def _failed(home: NodeHome) -> VerifyReport:
+    """The full audit fails — and so does the fast one (`log verify --fast`):
+    every tampering is caught by the hash chain up to our signed checkpoints."""
     report = verify_home(home)
     assert not report.ok
+    fast = verify_home(home, deep=False)
+    assert not fast.ok, "log verify --fast missed the tampering"
     return report
 
 
@@ -482,3 +494,12 @@ def test_changed_agreement_digest(pair: Pair) -> None:
     report = _failed(pair.b)
     assert _any(report, "leaf 0 (agreement us-ru@1)", "digest does not match its log entry")
     assert _any(report, "agreement us-ru@1: stored document does not match its digest")
+
+
+def test_receipt_whose_checkpoint_note_was_deleted(pair: Pair) -> None:
+    def fn(conn: Any) -> None:
+        conn.execute(delete(notes))
+
+    _tamper(pair.a, fn)
+    report = _failed(pair.a)
+    assert _any(report, "the checkpoint it names", "is not stored")

@@ -543,20 +543,32 @@ def log_prove(message_id: str, home: HomeOpt = DEFAULT_HOME, json_out: JsonOpt =
 
 
 @log_app.command("verify")
-def log_verify(home: HomeOpt = DEFAULT_HOME, json_out: JsonOpt = False) -> None:
+def log_verify(
+    home: HomeOpt = DEFAULT_HOME,
+    json_out: JsonOpt = False,
+    fast: Annotated[
+        bool,
+        typer.Option(
+            "--fast",
+            help="check the store against the signed log, without re-verifying every "
+            "receipt's signature (they were verified when committed)",
+        ),
+    ] = False,
+) -> None:
     """Rebuild the log from the store; check every checkpoint signed and receipt got."""
     from rich.progress import Progress  # noqa: PLC0415
 
     from detente.node.verify import verify_home  # noqa: PLC0415
 
     if json_out:
-        report = verify_home(NodeHome(home))
+        report = verify_home(NodeHome(home), deep=not fast)
     else:
         with Progress(console=err_console, transient=True) as progress:
             task = progress.add_task("verifying", total=None)
             report = verify_home(
                 NodeHome(home),
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
+                deep=not fast,
             )
     if json_out:
         _print_json(
