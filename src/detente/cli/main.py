@@ -611,7 +611,8 @@ def demo(
         return
     from detente.cli.demo import run_demo  # noqa: PLC0415
 
-    run_demo(console)
+    # Piped output gets Rich's 80 columns by default, which cuts the tables.
+    run_demo(console if console.is_terminal else Console(width=120))
 
 
 @app.command()
