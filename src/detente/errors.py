@@ -12,7 +12,8 @@ boolean (the pyca/cryptography rule)::
 
     DetenteError
     ├── EncodingError                 bytes/JSON that cannot be a wire object
-    │   └── FloatNotAllowedError      a float on the wire (RFC 8785 + house rule)
+    │   ├── FloatNotAllowedError      a float on the wire (RFC 8785 + house rule)
+    │   └── FormError (core.forms)    a form field missing or wrong; names the field
     ├── VerificationError             untrusted input failed a check
     │   ├── SignatureError            a signature does not verify
     │   ├── UnknownAgreementError     no installed agreement with that id/version
@@ -33,7 +34,8 @@ boolean (the pyca/cryptography rule)::
     │   ├── MessageTypeNotAllowedError
     │   ├── TLPNotAllowedError        TLP above the agreement's highest
     │   ├── PersonalDataNotAllowedError
-    │   └── ExerciseNotAllowedError
+    │   ├── ExerciseNotAllowedError
+    │   └── CaseTransitionError       a case cannot go from its state to that one
     ├── ReplayError                   same message id or channel seq seen before
     ├── StorageError                  the store failed (mapped from SQLAlchemy)
     ├── DeliveryError                 a peer could not be reached or refused
@@ -137,6 +139,10 @@ class PersonalDataNotAllowedError(PolicyError):
 
 class ExerciseNotAllowedError(PolicyError):
     """Exercise traffic is not allowed under this agreement (or vice versa)."""
+
+
+class CaseTransitionError(PolicyError):
+    """A case event that its current state does not allow."""
 
 
 class ReplayError(DetenteError):
