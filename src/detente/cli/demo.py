@@ -31,7 +31,7 @@ from detente.core.policy import MESSAGE_TYPES, Policy
 from detente.errors import DeliveryError
 from detente.node.clock import SystemClock
 from detente.node.config import NodeHome
-from detente.node.service import Node
+from detente.node.service import Node, init_node
 
 __all__ = ["create_node", "run_demo", "start_node_process", "wait_healthy"]
 
@@ -71,7 +71,7 @@ def create_node(
     db_url: str | None = None,
 ) -> NodeHome:
     """``detente init`` as a function: keys, config, card, database, CLI token."""
-    node_home = NodeHome.init(
+    return init_node(
         home,
         party_id=party_id,
         names=names,
@@ -80,12 +80,6 @@ def create_node(
         listen_port=port,
         db_url=db_url,
     )
-    node = Node(node_home)
-    try:
-        node_home.save_cli_token(node.add_token("cli", "admin"))
-    finally:
-        node.close()
-    return node_home
 
 
 def start_node_process(home: Path, log_file: Path) -> subprocess.Popen[bytes]:

@@ -146,7 +146,9 @@ def init(
     json_out: JsonOpt = False,
 ) -> None:
     """Create a node: keys (0600), configuration, party card, database, CLI token."""
-    node_home = NodeHome.init(
+    from detente.node.service import init_node  # noqa: PLC0415 - heavy imports only when needed
+
+    node_home = init_node(
         home,
         party_id=party_id,
         names=_pairs(name, "--name"),
@@ -158,14 +160,6 @@ def init(
         endpoint=endpoint,
         db_url=db,
     )
-    from detente.node.service import Node  # noqa: PLC0415 - heavy imports only when needed
-
-    node = Node(node_home)
-    try:
-        token = node.add_token("cli", "admin")
-    finally:
-        node.close()
-    node_home.save_cli_token(token)
     card = node_home.card()
     if json_out:
         _print_json({"home": str(home), "card": card.to_json()})

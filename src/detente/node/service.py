@@ -15,6 +15,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, insert, select, update
@@ -1033,6 +1034,18 @@ class Node:
                 self._token_cache.clear()
             self._token_cache[digest] = (who, now + 60)
         return who
+
+
+def init_node(path: Path, **settings: Any) -> NodeHome:
+    """``detente init``: keys, configuration and card (see :meth:`NodeHome.init`),
+    the database with its schema, and an admin token for the local CLI."""
+    home = NodeHome.init(path, **settings)
+    node = Node(home)
+    try:
+        home.save_cli_token(node.add_token("cli", "admin"))
+    finally:
+        node.close()
+    return home
 
 
 class DeliveryRefusedError(DetenteError):
