@@ -24,11 +24,11 @@ from detente.core.checkpoint import (
 from detente.core.envelope import Envelope
 from detente.core.keys import ed25519_public
 from detente.core.logentry import log_signers, log_verifiers
-from detente.core.merkle import leaf_hash, verify_inclusion
+from detente.core.merkle import leaf_hash, verify_consistency, verify_inclusion
 from detente.core.note import CosignatureV1Verifier
 from detente.node.witness import witness_name
 from detente.store.db import open_engine
-from detente.store.schema import log_leaves, messages, receipts
+from detente.store.schema import log_leaves, messages, peer_checkpoints, receipts
 from node.cluster import NodeProc, delivered, make_cluster, send, wait_until
 
 
@@ -101,6 +101,22 @@ def test_three_nodes_send_receipt_and_witnessed_inclusion(trio: dict[str, NodePr
             verify_cosignature(latest, line, CosignatureV1Verifier(witness_name(witness), key))
 
     assert us.call("GET", "/api/v1/alarms") == []
+
+    # Each witness kept the peers' checkpoints with the consistency proofs linking them.
+    engine = open_engine(us.home.config().db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(peer_checkpoints).where(peer_checkpoints.c.peer == "RU-NCCC")
+            ).all()
+    finally:
+        engine.dispose()
+    roots = {r.size: bytes(r.root) for r in rows}
+    linked = [r for r in rows if r.proof_from is not None]
+    assert linked, "no checkpoint was stored with a consistency proof"
+    for r in linked:
+        proof = [bytes(r.proof[i : i + 32]) for i in range(0, len(r.proof), 32)]
+        verify_consistency(r.proof_from, r.size, proof, roots[r.proof_from], bytes(r.root))
 
 
 def test_replayed_envelope_returns_original_receipt_and_stores_nothing(

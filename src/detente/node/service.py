@@ -922,9 +922,16 @@ class Node:
                 except ConsistencyProofError as exc:
                     self._fork(tx, peer, bytes(latest.note), note, str(exc))
                     return cp, False
+            stored_from = int(latest.size) if latest is not None and latest.size > 0 else None
             conn.execute(
                 insert(peer_checkpoints).values(
-                    peer=peer, size=cp.size, root=cp.root, note=note, received_at=tx.now_ms
+                    peer=peer,
+                    size=cp.size,
+                    root=cp.root,
+                    note=note,
+                    received_at=tx.now_ms,
+                    proof_from=stored_from,
+                    proof=b"".join(proof) if stored_from is not None else None,
                 )
             )
             return cp, True

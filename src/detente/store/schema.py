@@ -169,6 +169,10 @@ peer_checkpoints = Table(
     Column("root", LargeBinary(32), nullable=False),
     Column("note", LargeBinary, nullable=False),
     Column("received_at", BigInteger, nullable=False),
+    # The RFC 9162 consistency proof from the previous stored size (evidence):
+    # concatenated 32-byte hashes; NULL for the first checkpoint of a peer.
+    Column("proof_from", BigInteger),
+    Column("proof", LargeBinary),
 )
 
 # Alarms for the duty officer: forks, gaps, rejected deliveries, bad receipts.

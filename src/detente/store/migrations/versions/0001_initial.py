@@ -131,6 +131,8 @@ def upgrade() -> None:
         sa.Column("root", sa.LargeBinary(length=32), nullable=False),
         sa.Column("note", sa.LargeBinary(), nullable=False),
         sa.Column("received_at", sa.BigInteger(), nullable=False),
+        sa.Column("proof_from", sa.BigInteger(), nullable=True),
+        sa.Column("proof", sa.LargeBinary(), nullable=True),
         sa.PrimaryKeyConstraint("peer", "size"),
     )
     op.create_table(
