@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -359,3 +360,51 @@ def test_plaintext_assembly_is_canonical_json(
     )
     assert content.to_plaintext(salt) == expected
     assert Content.from_plaintext(expected) == content
+
+
+@given(
+    case=st.none() | st.text(min_size=1, max_size=64),
+    reply=st.booleans(),
+    seq=st.integers(1, 2**53 - 1),
+    exercise=st.booleans(),
+)
+def test_formatted_header_is_canonical_json(
+    case: str | None, reply: bool, seq: int, exercise: bool
+) -> None:
+    from detente.core.canonical import canonical
+    from detente.core.envelope import _header_bytes
+
+    header = {
+        "v": 1,
+        "id": "01a20f2b-a293-7ce7-a69b-64aba22eea5d",
+        "agreement": "us-ru-2013-cbm@1",
+        "from": "US-CISA",
+        "to": "RU-NCCC",
+        "seq": seq,
+        "created": "2026-11-24T12:00:00.000Z",
+        "type": "notification",
+        "tlp": "AMBER+STRICT",
+        "case": case,
+        "reply_to": "01a20f2b-a293-7ce7-a69b-64aba22eea5e" if reply else None,
+        "exercise": exercise,
+        "content_hash": "sha256:" + "ab" * 32,
+    }
+    assert _header_bytes(header) == canonical(header)
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"seq": 0}, "seq must be an integer >= 1"),
+        ({"seq": True}, "seq must be an integer >= 1"),
+        ({"case": "x" * 65}, "case must be a printable string"),
+        ({"case": "line\nbreak"}, "case must be a printable string"),
+        ({"reply_to": "not-a-uuid"}, "reply_to must be a lower-case UUIDv7"),
+        ({"exercise": "yes"}, "exercise must be true or false"),
+    ],
+)
+def test_seal_refuses_a_bad_header_value(
+    us: Party, ru: Party, agreement: Agreement, kw: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(EncodingError, match=message):
+        _seal(us, ru, agreement, **kw)

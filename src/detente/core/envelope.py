@@ -110,6 +110,41 @@ _CONTENT_FIELDS = {"v", "salt", "type", "tlp", "personal_data", "body"}
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
+def _check_seq(seq: object) -> None:
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        raise EncodingError("envelope seq must be an integer >= 1")
+
+
+def _check_case(case: object) -> None:
+    if case is not None and not (
+        isinstance(case, str) and 0 < len(case) <= 64 and case.isprintable()
+    ):
+        raise EncodingError("envelope case must be a printable string of 1-64 characters")
+
+
+_PLAIN_ASCII = re.compile(r"[ !#-\[\]-~]*")  # printable ASCII but " and \\
+
+
+def _header_bytes(header: dict[str, Any]) -> bytes:
+    """RFC 8785 bytes of a header :func:`seal` built: by formatting when every
+    string is plain printable ASCII (members in JCS order, no escapes needed),
+    else through :func:`~detente.core.canonical.canonical`.  A test checks
+    the two agree."""
+    case, reply_to = header["case"], header["reply_to"]
+    if case is not None and not _PLAIN_ASCII.fullmatch(case):
+        return canonical(header)
+    return (
+        f'{{"agreement":"{header["agreement"]}","case":'
+        f"{'null' if case is None else chr(34) + case + chr(34)},"
+        f'"content_hash":"{header["content_hash"]}","created":"{header["created"]}",'
+        f'"exercise":{"true" if header["exercise"] else "false"},"from":"{header["from"]}",'
+        f'"id":"{header["id"]}","reply_to":'
+        f"{'null' if reply_to is None else chr(34) + reply_to + chr(34)},"
+        f'"seq":{header["seq"]},"tlp":"{header["tlp"]}","to":"{header["to"]}",'
+        f'"type":"{header["type"]}","v":{header["v"]}}}'
+    ).encode("ascii")
+
+
 def _sha256_tagged(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -215,16 +250,12 @@ class Envelope:
         check_party_id(self.to, field="envelope to")
         if self.from_ == self.to:
             raise EncodingError("envelope is addressed to its sender")
-        if not isinstance(self.seq, int) or isinstance(self.seq, bool) or self.seq < 1:
-            raise EncodingError("envelope seq must be an integer >= 1")
+        _check_seq(self.seq)
         parse_time(self.created, field="envelope created")
         if self.type not in MESSAGE_TYPES:
             raise EncodingError(f"envelope type {self.type!r} is not a Détente message type")
         tlp_rank(self.tlp)
-        if self.case is not None and not (
-            isinstance(self.case, str) and 0 < len(self.case) <= 64 and self.case.isprintable()
-        ):
-            raise EncodingError("envelope case must be a printable string of 1-64 characters")
+        _check_case(self.case)
         if self.reply_to is not None:
             check_uuid7(self.reply_to, field="envelope reply_to")
         if not isinstance(self.exercise, bool):
@@ -396,6 +427,14 @@ def seal_keeping_plaintext(
     if sender_card.keys.ed25519 != sender_keys.public.ed25519:
         raise NotAMemberError(f"the keys given are not {sender}'s keys in {agreement.ref}")
     recipient_card = agreement.member(recipient)
+    if recipient == sender:
+        raise EncodingError("envelope is addressed to its sender")
+    _check_seq(seq)
+    _check_case(case)
+    if reply_to is not None:
+        check_uuid7(reply_to, field="envelope reply_to")
+    if not isinstance(exercise, bool):
+        raise EncodingError("envelope exercise must be true or false")
     agreement.policy.check(Header(content.type, content.tlp, exercise, content.personal_data))
     kem = agreement.policy.kem
     randomness = os.urandom(26)  # one call: 16 bytes of salt, 10 for the UUIDv7
@@ -421,7 +460,7 @@ def seal_keeping_plaintext(
     public: Any = (
         hybrid_public(keys.mlkem768, keys.x25519) if kem != "X25519" else x25519_public(keys.x25519)
     )
-    header_bytes = canonical(header)
+    header_bytes = _header_bytes(header)
     sealed = _SUITES[kem].encrypt(plaintext, public, info=_info(header_bytes))
     enc, ct = sealed[: _ENC_SIZE[kem]], sealed[_ENC_SIZE[kem] :]
     sig = sender_keys.sign_ed25519(_signed_bytes(header_bytes, sealed))
