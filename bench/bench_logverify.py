@@ -33,6 +33,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
 from detente.core.agreement import Agreement
 from detente.core.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
 from detente.core.envelope import Content, Envelope
@@ -49,6 +51,7 @@ from detente.node.verify import load_agreements, verify_home
 from detente.store.db import migrate, open_engine
 from detente.store.schema import checkpoints, messages, receipts
 from detente.store.schema import notes as notes_t
+from forms_examples import notification
 
 TARGET_S = 10.0
 CHECKPOINT_EVERY = 500
@@ -96,7 +99,7 @@ def part_real(tmp: Path, n_messages: int) -> dict[str, float]:
         batch = 200
         for start in range(0, n_messages, batch):
             for i in range(start, min(start + batch, n_messages)):
-                a.send(Content("notification", "AMBER", {"text": f"msg {i}"}), None, "us-ru")
+                a.send(Content("notification", "AMBER", notification(f"msg {i}")), None, "us-ru")
             envs = a.pending_batch("RU-NCCC", batch)
             res = b.receive([e.to_json() for e in envs], None)
             a.record_receipts(

@@ -39,6 +39,7 @@ from sqlalchemy import select
 from detente.core.keys import PartyKeys
 from detente.store.db import open_engine
 from detente.store.schema import messages, outbox
+from forms_examples import notification
 from node.cluster import NodeProc, make_cluster
 
 
@@ -69,7 +70,7 @@ def spec(agreement: str, i: int) -> dict[str, object]:
         "to": ["RU-NCCC"],
         "type": "notification",
         "tlp": "AMBER",
-        "body": {"category": "ddos", "severity": 2, "text": f"flood from 198.51.100.{i % 250}"},
+        "body": notification(f"flood from 198.51.100.{i % 250}"),
     }
 
 

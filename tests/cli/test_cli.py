@@ -24,6 +24,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from detente.cli.demo import free_port
 
+FORM = {
+    "category": "ransomware",
+    "severity": 4,
+    "observed": "2026-11-24T12:00:00.000Z",
+    "activity": {"lang": "en", "text": "ransomware C2 at 203.0.113.7"},
+    "concern": "infrastructure-in-your-jurisdiction",
+}
+
 
 def detente(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
@@ -175,7 +183,7 @@ def test_readme_flow_and_an_independent_verifier(two_nodes: dict[str, Path]) -> 
         "--tlp",
         "AMBER",
         "--body",
-        '{"category": "ransomware", "severity": 4}',
+        json.dumps(FORM),
     )
     message_id = sent[0]["id"]
     deadline = time.monotonic() + 30
@@ -186,7 +194,7 @@ def test_readme_flow_and_an_independent_verifier(two_nodes: dict[str, Path]) -> 
     inbox = detente_json("inbox", "--home", ru)
     assert [m["id"] for m in inbox] == [message_id]
     shown = detente_json("show", message_id, "--home", ru)
-    assert shown["content"]["body"] == {"category": "ransomware", "severity": 4}
+    assert shown["content"]["body"] == FORM
     assert "ransomware" in detente("show", message_id, "--home", ru).stdout
 
     # The recipient's proof, checked by the independent verifier above.

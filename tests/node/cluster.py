@@ -25,6 +25,7 @@ from detente.core.policy import MESSAGE_TYPES, Policy
 from detente.node.clock import SystemClock
 from detente.node.config import NodeHome
 from detente.node.service import Node
+from forms_examples import notification
 
 
 @dataclass
@@ -168,6 +169,7 @@ def send(
     text: str = "x",
     msg_type: str = "notification",
     tlp: str = "AMBER",
+    body: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     result: list[dict[str, Any]] = node.call(
         "POST",
@@ -177,7 +179,7 @@ def send(
             "to": to,
             "type": msg_type,
             "tlp": tlp,
-            "body": {"text": text},
+            "body": body if body is not None else notification(text),
         },
     )
     return result

@@ -27,6 +27,7 @@ from detente.core.receipt import Receipt, verify_receipt
 from detente.node.verify import verify_home
 from detente.store.db import open_engine
 from detente.store.schema import log_leaves, messages, notes, outbox, receipts
+from forms_examples import notification
 from node.cluster import NodeProc, make_cluster, wait_until
 
 US, RU = "US-CISA", "RU-NCCC"
@@ -106,7 +107,7 @@ def post_burst(node: NodeProc, count: int, pool: ThreadPoolExecutor) -> list[Fut
                         "to": [RU],
                         "type": "notification",
                         "tlp": "AMBER",
-                        "body": {"text": f"burst message {i}"},
+                        "body": notification(f"burst message {i}"),
                     },
                 )
                 assert response.status_code == 201, response.text

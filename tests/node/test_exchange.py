@@ -29,6 +29,7 @@ from detente.core.note import CosignatureV1Verifier
 from detente.node.witness import witness_name
 from detente.store.db import open_engine
 from detente.store.schema import log_leaves, messages, peer_checkpoints, receipts
+from forms_examples import notification, response
 from node.cluster import NodeProc, delivered, make_cluster, send, wait_until
 
 
@@ -57,7 +58,9 @@ def test_three_nodes_send_receipt_and_witnessed_inclusion(trio: dict[str, NodePr
     us, ru = trio["US-CISA"], trio["RU-NCCC"]
     sent = send(us, "test-agreement", None, text="ransomware C2 in your jurisdiction")
     assert sorted(m["to"] for m in sent) == ["CN-CNCERT", "RU-NCCC"]
-    reply = send(ru, "test-agreement", ["US-CISA"], msg_type="response", text="action taken")
+    reply = send(
+        ru, "test-agreement", ["US-CISA"], msg_type="response", body=response(sent[0]["id"])
+    )
     for m in sent:
         wait_until(lambda m=m: delivered(us, m["id"]), 30, f"receipt for {m['id']}")
     wait_until(lambda: delivered(ru, reply[0]["id"]), 30, "receipt for the reply")
@@ -68,7 +71,7 @@ def test_three_nodes_send_receipt_and_witnessed_inclusion(trio: dict[str, NodePr
         assert us.call("GET", f"/api/v1/log/proof/{m['id']}")["leaf_index"] >= 0
         incoming = to.call("GET", f"/api/v1/messages/{m['id']}")
         assert incoming["direction"] == "in"
-        assert incoming["content"]["body"] == {"text": "ransomware C2 in your jurisdiction"}
+        assert incoming["content"]["body"] == notification("ransomware C2 in your jurisdiction")
 
     # Witness twice so each node cosigns the others' latest checkpoints.
     for _ in range(2):

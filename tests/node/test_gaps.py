@@ -15,6 +15,7 @@ from detente.node.clock import SystemClock
 from detente.node.service import Node
 from detente.store.db import open_engine
 from detente.store.schema import messages
+from forms_examples import notification
 from node.cluster import delivered, make_cluster, send, wait_until
 
 
@@ -40,7 +41,11 @@ def test_gap_is_reported_and_filled(tmp_path: Path, db_url_factory: Callable[[st
     node = Node(us.home)
     try:
         sent = [
-            node.send(Content("notification", "GREEN", {"n": i}), ["RU-NCCC"], "test-agreement")[0]
+            node.send(
+                Content("notification", "GREEN", notification(f"event {i}")),
+                ["RU-NCCC"],
+                "test-agreement",
+            )[0]
             for i in range(1, 6)
         ]
     finally:

@@ -25,6 +25,7 @@ from detente.node.delivery import backoff_ms
 from detente.node.scheduler import Scheduler
 from detente.node.service import Node
 from detente.store.schema import outbox
+from forms_examples import notification
 
 START = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -88,7 +89,7 @@ def test_outbox_retries_with_backoff_then_delivers(
             scheduler = Scheduler(us, client, witness_every=1e9, gaps_every=1e9)
             await scheduler.tick()  # nothing queued: nothing delivered (a witness round runs)
             assert "/federation/v1/deliver" not in calls
-            us.send(Content("notification", "GREEN", {"text": "x"}), None, "drive")
+            us.send(Content("notification", "GREEN", notification()), None, "drive")
             await scheduler.tick()  # peer down: first failure, backoff 0.25..0.5 s
             first = state()
             assert first[:2] == ("pending", 1)

@@ -40,6 +40,7 @@ from detente.store.schema import (
     outbox,
     receipts,
 )
+from forms_examples import notification
 
 N_MESSAGES = 20
 
@@ -87,7 +88,11 @@ def _build(tmp: pathlib.Path, new_db: db.NewDb) -> Pair:
         # Two delivery rounds, so the logs hold several batches and checkpoints.
         for half in range(2):
             for i in range(N_MESSAGES // 2):
-                a.send(Content("notification", "AMBER", {"text": f"msg {half}.{i}"}), None, "us-ru")
+                a.send(
+                    Content("notification", "AMBER", notification(f"msg {half}.{i}")),
+                    None,
+                    "us-ru",
+                )
             envs = a.pending_batch("RU-NCCC", 100)
             res = b.receive([e.to_json() for e in envs], None)
             a.record_receipts(
@@ -177,7 +182,7 @@ def test_verify_while_the_node_is_running(pair: Pair) -> None:
 
     def progress(done: int, total: int) -> None:
         # Mid-audit (inside its read transaction): the node commits a send.
-        envs = node.send(Content("notification", "AMBER", {"text": "during"}), None, "us-ru")
+        envs = node.send(Content("notification", "AMBER", notification("during")), None, "us-ru")
         sent_during.extend(e.id for e in envs)
 
     try:

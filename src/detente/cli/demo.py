@@ -28,6 +28,7 @@ from rich.table import Table
 
 from detente.core.agreement import Agreement
 from detente.core.policy import MESSAGE_TYPES, Policy
+from detente.core.timefmt import format_time
 from detente.errors import DeliveryError
 from detente.node.clock import SystemClock
 from detente.node.config import NodeHome
@@ -178,9 +179,15 @@ def run_demo(console: Console, keep: bool = False) -> None:
                 "body": {
                     "category": "ransomware",
                     "severity": 4,
-                    "activity": "command-and-control servers of a ransomware operation",
-                    "concern": "infrastructure in your jurisdiction",
-                    "indicators": ["ipv4-addr:203.0.113.7", "domain-name:c2.example"],
+                    "observed": format_time(now),
+                    "activity": {
+                        "lang": "en",
+                        "text": "command-and-control servers of a ransomware operation "
+                        "at 203.0.113.7 (c2.example)",
+                    },
+                    "concern": "infrastructure-in-your-jurisdiction",
+                    "requested_actions": ["takedown"],
+                    "pap": "AMBER",
                 },
             },
         )
@@ -195,9 +202,13 @@ def run_demo(console: Console, keep: bool = False) -> None:
                 "case": "RW-2026-0042",
                 "body": {
                     "kind": "preservation",
-                    "legal_basis": "agreement art. 5",
-                    "facts": "victims in our jurisdiction",
+                    "legal_basis": ["agreement art. 5"],
+                    "facts": {
+                        "lang": "ru",
+                        "text": "Пострадавшие организации находятся в нашей юрисдикции",
+                    },
                     "urgency": "urgent",
+                    "follow_up": "mutual legal assistance request",
                 },
             },
         )

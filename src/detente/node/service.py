@@ -24,6 +24,8 @@ from detente.core.agreement import Agreement, AgreementSet, parse_ref
 from detente.core.canonical import b64e, parse
 from detente.core.checkpoint import Checkpoint, open_checkpoint
 from detente.core.envelope import Content, Envelope, Opened, open_, seal_keeping_plaintext
+from detente.core.forms import personal_data_findings
+from detente.core.forms import validate as validate_form
 from detente.core.logentry import envelope_entry, log_verifiers, receipt_entry
 from detente.core.merkle import verify_consistency
 from detente.core.party import PartyCard
@@ -33,6 +35,7 @@ from detente.errors import (
     DetenteError,
     EncodingError,
     NotAMemberError,
+    PersonalDataNotAllowedError,
     ReceiptError,
     ReplayError,
     UnknownAgreementError,
@@ -581,7 +584,23 @@ class Node:
         reply_to: str | None = None,
         exercise: bool = False,
     ) -> SendSpec:
-        """Check the recipients against the agreement and describe one send."""
+        """Check the form, personal data and recipients; describe one send.
+
+        The form must validate (:func:`detente.core.forms.validate`: the error
+        names the field).  If the body looks like it holds personal data
+        (:func:`~detente.core.forms.personal_data_findings`) but does not
+        declare it, the send is refused naming the field: the officer removes
+        it, or declares it — and then the agreement's policy decides.
+        """
+        validate_form(content.type, dict(content.body))
+        if not content.personal_data:
+            findings = personal_data_findings(content.body)
+            if findings:
+                first = findings[0]
+                raise PersonalDataNotAllowedError(
+                    f"{first.field}: looks like personal data ({first.kind} {first.excerpt}); "
+                    "remove it, or declare personal_data if the agreement allows it"
+                )
         agreement = self.agreements.current(agreement_id)
         targets = list(recipients or [m.id for m in agreement.members if m.id != self.id])
         for recipient in targets:
