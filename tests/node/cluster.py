@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -142,14 +142,6 @@ def make_cluster(
         finally:
             node.close()
     return nodes, agreement
-
-
-def stop_all(nodes: dict[str, NodeProc]) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        for n in nodes.values():
-            n.stop()
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:

@@ -81,3 +81,12 @@ def test_declared_personal_data_meets_the_agreement(node: NodeProc) -> None:
 def test_valid_form_is_sent(node: NodeProc) -> None:
     response = _post(node, notification())
     assert response.status_code == 201, response.text
+
+
+def test_unknown_message_is_404(node: NodeProc) -> None:
+    response = node.api.get("/api/v1/messages/01a20f2b-a293-7ce7-a69b-64aba22eea5d")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "no message" in response.json()["detail"]
+    proof = node.api.get("/api/v1/log/proof/01a20f2b-a293-7ce7-a69b-64aba22eea5d")
+    assert proof.status_code == 404

@@ -21,6 +21,7 @@ from detente.errors import (
     VerificationError,
     WrongRecipientError,
 )
+from detente.node.queries import NotFoundError
 from detente.node.service import DeliveryRefusedError
 
 __all__ = ["problem", "status_for"]
@@ -32,6 +33,7 @@ def status_for(exc: BaseException) -> int:
     if isinstance(exc, DeliveryRefusedError):
         return status_for(exc.cause)
     table: list[tuple[type[BaseException], int]] = [
+        (NotFoundError, 404),
         (EncodingError, 400),
         (UnknownAgreementError, 422),
         (SupersededAgreementError, 422),
