@@ -66,6 +66,13 @@ def test_gap_is_reported_and_filled(tmp_path: Path, db_url_factory: Callable[[st
         assert alarms[0]["evidence"] == {"missing": [1, 2, 3, 4]}
         ru_db = ru.home.config().db_url
         assert _seqs(ru_db, "US-CISA") == [5]
+        # The fourth arrives too: the gap narrows, still reported, not alarmed again.
+        response = httpx.post(
+            ru.base + "/federation/v1/deliver",
+            content=canonical({"envelopes": [sent[3].to_json()], "known_size": None}),
+        )
+        assert response.json()["missing"] == {"US-CISA": [1, 2, 3]}
+        assert len(ru.call("GET", "/api/v1/alarms")) == 1
 
         # US comes up: its outbox (and RU's signed resend requests) fill the gap.
         us.start()

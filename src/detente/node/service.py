@@ -265,6 +265,58 @@ def _message_row(env: Envelope, direction: str, index: int, now_ms: int) -> dict
     }
 
 
+_GAP_SCAN = 5000  # stored seqs read past the contiguous prefix, at most, per look
+
+
+def _scan_channel(
+    conn: Any, sender: str, me: str, contiguous: int, max_seq: int
+) -> tuple[int, list[int], int]:
+    """Advance a channel's contiguous prefix; list (up to MAX_GAP_REPORT) and count
+    the seqs missing below ``max_seq``.  Reads a bounded window, so a gap that
+    lasts (a refused message) does not make every delivery slower."""
+    window = (
+        conn.execute(
+            select(messages.c.seq)
+            .where(
+                and_(
+                    messages.c.sender == sender,
+                    messages.c.recipient == me,
+                    messages.c.seq > contiguous,
+                )
+            )
+            .order_by(messages.c.seq)
+            .limit(_GAP_SCAN)
+        )
+        .scalars()
+        .all()
+    )
+    missing: list[int] = []
+    expect = contiguous + 1
+    for seq in window:
+        if seq == expect and not missing:
+            contiguous = seq  # still the unbroken prefix
+        else:
+            while expect < seq and len(missing) < MAX_GAP_REPORT:
+                missing.append(expect)
+                expect += 1
+        expect = seq + 1
+    if len(window) < _GAP_SCAN:
+        while expect < max_seq and len(missing) < MAX_GAP_REPORT:
+            missing.append(expect)
+            expect += 1
+    stored = conn.execute(
+        select(func.count()).where(
+            and_(
+                messages.c.sender == sender,
+                messages.c.recipient == me,
+                messages.c.seq > contiguous,
+                messages.c.seq <= max_seq,
+            )
+        )
+    ).scalar_one()
+    return contiguous, missing, max(0, max_seq - contiguous - int(stored))
+
+
 class _Receive:
     """Commit opened envelopes, then receipt them against the batch checkpoint."""
 
@@ -314,37 +366,26 @@ class _Receive:
             )
         ).first()
         contiguous, max_seq = (row[0], row[1]) if row else (0, 0)
+        had_gap = max_seq > contiguous
         max_seq = max(max_seq, highest)
-        stored = set(
-            conn.execute(
-                select(messages.c.seq).where(
-                    and_(
-                        messages.c.sender == sender,
-                        messages.c.recipient == me,
-                        messages.c.seq > contiguous,
-                    )
-                )
-            ).scalars()
-        )
-        while contiguous + 1 in stored:
-            contiguous += 1
+        contiguous, missing, missing_total = _scan_channel(conn, sender, me, contiguous, max_seq)
         values = {"contiguous": contiguous, "max_seq": max_seq}
         if row is not None:
             conn.execute(update(channels_in).where(channels_in.c.sender == sender).values(**values))
         else:
             conn.execute(insert(channels_in).values(sender=sender, **values))
-        if max_seq > contiguous:
-            gap = [s for s in range(contiguous + 1, max_seq) if s not in stored]
-            self.missing[sender] = gap[:MAX_GAP_REPORT]
-            self.node._alarm(
-                conn,
-                tx.now_ms,
-                "gap",
-                sender,
-                f"channel {sender} -> {me}: {len(gap)} message(s) missing below seq "
-                f"{max_seq} (first {gap[0]})",
-                {"missing": gap[:MAX_GAP_REPORT]},
-            )
+        if missing_total:
+            self.missing[sender] = missing
+            if not had_gap:  # one alarm when a gap opens, not one per delivery while it lasts
+                self.node._alarm(
+                    conn,
+                    tx.now_ms,
+                    "gap",
+                    sender,
+                    f"channel {sender} -> {me}: {missing_total} message(s) missing below seq "
+                    f"{max_seq}" + (f" (first {missing[0]})" if missing else ""),
+                    {"missing": missing},
+                )
 
     def complete(self, tx: Tx, checkpoint: bytes) -> DeliveryResult:
         node, conn = self.node, tx.conn
@@ -859,20 +900,9 @@ class Node:
                 )
             ).all()
             for sender, contiguous, max_seq in rows:
-                stored = set(
-                    conn.execute(
-                        select(messages.c.seq).where(
-                            and_(
-                                messages.c.sender == sender,
-                                messages.c.recipient == self.id,
-                                messages.c.seq > contiguous,
-                            )
-                        )
-                    ).scalars()
-                )
-                gap = [s for s in range(contiguous + 1, max_seq) if s not in stored]
-                if gap:
-                    found[sender] = gap[:MAX_GAP_REPORT]
+                _, missing, total = _scan_channel(conn, sender, self.id, contiguous, max_seq)
+                if total:
+                    found[sender] = missing
         return found
 
     # -- witnessing ---------------------------------------------------------------
