@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from forms_examples import notification
@@ -90,3 +91,16 @@ def test_unknown_message_is_404(node: NodeProc) -> None:
     assert "no message" in response.json()["detail"]
     proof = node.api.get("/api/v1/log/proof/01a20f2b-a293-7ce7-a69b-64aba22eea5d")
     assert proof.status_code == 404
+
+
+def test_openapi_is_served(node: NodeProc) -> None:
+    spec = httpx.get(node.base + "/openapi.json").json()
+    for path in (
+        "/api/v1/messages",
+        "/api/v1/messages/batch",
+        "/api/v1/log/proof/{message_id}",
+        "/federation/v1/deliver",
+        "/federation/v1/checkpoint",
+    ):
+        assert path in spec["paths"], path
+    assert httpx.get(node.base + "/docs").status_code == 200
