@@ -45,7 +45,14 @@ from detente.errors import (
     UnknownAgreementError,
 )
 
-__all__ = ["Agreement", "AgreementSet", "AgreementSignature", "parse_ref", "verify_succession"]
+__all__ = [
+    "Agreement",
+    "AgreementSet",
+    "AgreementSignature",
+    "other_members",
+    "parse_ref",
+    "verify_succession",
+]
 
 AGREEMENT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,63}$")
 _DOMAIN = "agreement"
@@ -304,6 +311,16 @@ def verify_succession(trusted: Agreement, new: Agreement) -> None:
             f"agreement {new.ref} is signed by {consenting} of the {len(trusted.members)} "
             f"members of {trusted.ref}; a majority is required"
         )
+
+
+def other_members(agreements: Iterable[Agreement], party_id: str) -> dict[str, PartyCard]:
+    """Every member of ``agreements`` but ``party_id``: a node's peers."""
+    return {
+        card.id: card
+        for agreement in agreements
+        for card in agreement.members
+        if card.id != party_id
+    }
 
 
 class AgreementSet:

@@ -59,7 +59,6 @@ class DeliveryWorker:
         self.batch_size = batch_size
         self._busy: set[str] = set()
         self._failures: dict[str, int] = {}
-        self.delivered = 0
 
     async def deliver_due(self) -> None:
         now_ms = to_ms(self.node.clock.now())
@@ -210,7 +209,6 @@ class DeliveryWorker:
             await self._fail(recipient, ids, f"bad receipt: {exc}")
             return False
         self._failures.pop(recipient, None)
-        self.delivered += len(envelopes)
         missing = answer.get("missing", {}).get(node.id)
         if missing:
             await anyio.to_thread.run_sync(node.requeue, recipient, missing)

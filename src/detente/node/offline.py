@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from detente.core.agreement import Agreement
+from detente.core.agreement import Agreement, other_members
 from detente.core.canonical import parse
 from detente.core.party import PartyCard
 from detente.errors import ConfigError
@@ -51,12 +51,7 @@ class StoreView:
         return {a.ref: a for a in found}
 
     def peers(self) -> dict[str, PartyCard]:
-        found: dict[str, PartyCard] = {}
-        for agreement in self.agreements().values():
-            for card in agreement.members:
-                if card.id != self.id:
-                    found[card.id] = card
-        return found
+        return other_members(self.agreements().values(), self.id)
 
     def close(self) -> None:
         self.engine.dispose()

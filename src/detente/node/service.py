@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, func, insert, select, update
 
-from detente.core.agreement import Agreement, AgreementSet, parse_ref
+from detente.core.agreement import Agreement, AgreementSet, other_members, parse_ref
 from detente.core.canonical import b64e, parse
 from detente.core.checkpoint import Checkpoint, open_checkpoint
 from detente.core.envelope import Content, Envelope, Opened, open_, seal_keeping_plaintext
@@ -582,12 +582,7 @@ class Node:
 
     def peers(self) -> dict[str, PartyCard]:
         """Every other member of every current agreement."""
-        found: dict[str, PartyCard] = {}
-        for agreement in self.agreements:
-            for card in agreement.members:
-                if card.id != self.id:
-                    found[card.id] = card
-        return found
+        return other_members(self.agreements, self.id)
 
     # -- sending ---------------------------------------------------------------
 

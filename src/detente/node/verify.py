@@ -554,46 +554,26 @@ class _Verifier:
 
     def check_orphans(self) -> None:
         conn, lv = self.conn, log_leaves
-        n_messages = conn.execute(select(func.count()).select_from(messages)).scalar_one()
-        if n_messages != self.envelopes_matched:
+        for table, key, kind, matched, label in (
+            (messages, messages.c.id, "envelope", self.envelopes_matched, "message {}"),
+            (receipts, receipts.c.message_id, "receipt", self.receipts_matched, "receipt for {}"),
+        ):
+            if conn.execute(select(func.count()).select_from(table)).scalar_one() == matched:
+                continue  # every row was met by its leaf during the scan
             rows = conn.execute(
-                select(messages.c.id, messages.c.log_index)
+                select(key, table.c.log_index)
                 .select_from(
-                    messages.outerjoin(
+                    table.outerjoin(
                         lv,
-                        and_(
-                            lv.c.idx == messages.c.log_index,
-                            lv.c.kind == "envelope",
-                            lv.c.ref == messages.c.id,
-                        ),
+                        and_(lv.c.idx == table.c.log_index, lv.c.kind == kind, lv.c.ref == key),
                     )
                 )
                 .where(lv.c.idx.is_(None))
-                .order_by(messages.c.log_index)
+                .order_by(table.c.log_index)
                 .limit(MAX_PROBLEMS)
             )
-            for mid, index in rows:
-                self.problems.add(f"message {mid} is not in the log (log index {index})")
-        n_receipts = conn.execute(select(func.count()).select_from(receipts)).scalar_one()
-        if n_receipts != self.receipts_matched:
-            rows = conn.execute(
-                select(receipts.c.message_id, receipts.c.log_index)
-                .select_from(
-                    receipts.outerjoin(
-                        lv,
-                        and_(
-                            lv.c.idx == receipts.c.log_index,
-                            lv.c.kind == "receipt",
-                            lv.c.ref == receipts.c.message_id,
-                        ),
-                    )
-                )
-                .where(lv.c.idx.is_(None))
-                .order_by(receipts.c.log_index)
-                .limit(MAX_PROBLEMS)
-            )
-            for mid, index in rows:
-                self.problems.add(f"receipt for {mid} is not in the log (log index {index})")
+            for ref, index in rows:
+                self.problems.add(f"{label.format(ref)} is not in the log (log index {index})")
 
     # -- 3: stored tree nodes ---------------------------------------------------
 
@@ -864,7 +844,7 @@ def verify_home(
     home: NodeHome, progress: Progress | None = None, *, deep: bool = True
 ) -> VerifyReport:
     """``detente log verify`` for the node at ``home`` (running or stopped)."""
-    engine = open_engine(home.config().db_url)
+    engine = open_engine(home.config().db_url, reads_only=True)
     try:
         return verify_log(
             engine, home.card(), load_agreements(engine), progress=progress, deep=deep

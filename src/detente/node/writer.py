@@ -75,8 +75,6 @@ class Writer:
         self._max_batch = max_batch
         self._queue: queue.Queue[tuple[Job, Future[Any]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="detente-writer", daemon=True)
-        self.batches = 0
-        self.jobs = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -154,8 +152,6 @@ class Writer:
             errors = [exc] * len(batch)
         else:
             node_log.committed()
-            self.batches += 1
-            self.jobs += len(batch)
         for (_, future), result, error in zip(batch, results, errors, strict=True):
             if error is not None:
                 future.set_exception(error)
