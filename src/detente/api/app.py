@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from detente.api.problems import detente_error_handler, problem
 from detente.core.agreement import Agreement
 from detente.core.canonical import b64e, parse
-from detente.core.checkpoint import Checkpoint, verify_cosignature
+from detente.core.checkpoint import unverified_checkpoint, verify_cosignature
 from detente.core.envelope import Content
 from detente.core.fedrequest import verify_request
 from detente.core.keys import ed25519_public
@@ -236,7 +236,7 @@ def create_app(home: Path, *, clock: Clock | None = None, run_scheduler: bool = 
         if not isinstance(obj["line"], str) or not isinstance(obj["size"], int):
             raise EncodingError("cosignature line must be a string and size an integer")
         note = await run(queries.checkpoint_note, node(), obj["size"])
-        cp = Checkpoint.from_text(note.decode().split("\n\n", 1)[0] + "\n")
+        cp = unverified_checkpoint(note)
         verifier = CosignatureV1Verifier(witness_name(witness), ed25519_public(peer.keys.ed25519))
         timestamp = verify_cosignature(cp, obj["line"], verifier)
         await run(node().store_cosignature, witness, cp.size, obj["line"], timestamp)

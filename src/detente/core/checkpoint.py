@@ -41,6 +41,7 @@ from detente.core.note import (
     parse_signature_line,
     sign_note,
     signature_line,
+    split_note,
     strict_b64decode,
 )
 from detente.errors import NoteError
@@ -51,6 +52,7 @@ __all__ = [
     "cosign",
     "open_checkpoint",
     "sign_checkpoint",
+    "unverified_checkpoint",
     "verify_checkpoint",
     "verify_cosignature",
 ]
@@ -112,6 +114,16 @@ class Checkpoint:
             if not ext:
                 raise NoteError("checkpoint extension lines must be non-empty")
         return cls(origin, size, root, tuple(extensions))
+
+
+def unverified_checkpoint(note: bytes) -> Checkpoint:
+    """The checkpoint in a signed note, signatures NOT checked.
+
+    Only for notes this node signed and holds itself (to read a size or root
+    back); anything from outside goes through :func:`verify_checkpoint`.
+    """
+    text, _ = split_note(note)
+    return Checkpoint.from_text(text)
 
 
 def sign_checkpoint(cp: Checkpoint, signers: Sequence[NoteSigner]) -> bytes:

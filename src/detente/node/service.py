@@ -22,7 +22,7 @@ from sqlalchemy import and_, bindparam, func, insert, select, update
 
 from detente.core.agreement import Agreement, AgreementSet, other_members, parse_ref
 from detente.core.canonical import b64e, parse
-from detente.core.checkpoint import Checkpoint, open_checkpoint
+from detente.core.checkpoint import Checkpoint, open_checkpoint, unverified_checkpoint
 from detente.core.envelope import Content, Envelope, Opened, open_, seal_keeping_plaintext
 from detente.core.forms import personal_data_findings
 from detente.core.forms import validate as validate_form
@@ -389,7 +389,7 @@ class _Receive:
 
     def complete(self, tx: Tx, checkpoint: bytes) -> DeliveryResult:
         node, conn = self.node, tx.conn
-        cp_size = Checkpoint.from_text(checkpoint.decode().split("\n\n", 1)[0] + "\n").size
+        cp_size = unverified_checkpoint(checkpoint).size
         out: list[Receipt] = []
         statuses: list[str] = []
         older: dict[str, bytes] = {}

@@ -52,7 +52,7 @@ from sqlalchemy.pool import NullPool
 
 from detente.core.agreement import Agreement
 from detente.core.canonical import SIGNING_PREFIX, parse
-from detente.core.checkpoint import Checkpoint, verify_checkpoint
+from detente.core.checkpoint import Checkpoint, unverified_checkpoint, verify_checkpoint
 from detente.core.envelope import Envelope
 from detente.core.keys import ed25519_public
 from detente.core.logentry import log_origin, log_verifiers
@@ -705,9 +705,8 @@ class _Verifier:
                     select(checkpoints.c.note).where(checkpoints.c.size == size)
                 ).scalar_one()
                 try:
-                    text = bytes(note).decode("utf-8").split("\n\n", 1)[0] + "\n"
-                    cp = Checkpoint.from_text(text)
-                except (DetenteError, UnicodeDecodeError):
+                    cp = unverified_checkpoint(bytes(note))
+                except DetenteError:
                     self.problems.add(f"{name}: not a checkpoint")
                     continue
             else:
