@@ -71,8 +71,9 @@ def test_unknown_response_status_refused() -> None:
 
 
 def test_level_due_follows_the_ladder() -> None:
-    policy = Policy(frozenset(MESSAGE_TYPES))  # technical 0 s, senior 4 h, hotline 24 h
-    assert level_due(policy, 0) == "technical"
-    assert level_due(policy, 4 * 3600 - 1) == "technical"
-    assert level_due(policy, 4 * 3600) == "senior"
-    assert level_due(policy, 30 * 3600) == "hotline"
+    policy = Policy(frozenset(MESSAGE_TYPES))  # technical; senior at once; hotline 4 h later
+    assert level_due(policy, None) == "technical"
+    assert level_due(policy, -1) == "technical"
+    assert level_due(policy, 0) == "senior"
+    assert level_due(policy, 4 * 3600 - 1) == "senior"
+    assert level_due(policy, 4 * 3600) == "hotline"

@@ -35,6 +35,7 @@ class NodeProc:
     workdir: Path
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
+    extra_args: list[str] = field(default_factory=list)
     _client: httpx.Client | None = field(default=None, repr=False)
 
     @property
@@ -63,7 +64,7 @@ class NodeProc:
         cmd = [sys.executable, "-m", "detente", "serve", "--home", str(self.home.path)]
         with (self.workdir / f"{self.party_id}.log").open("ab") as log:  # the child has its own fd
             self.proc = subprocess.Popen(
-                [*cmd, "--log-level", "warning"],
+                [*cmd, "--log-level", "warning", *self.extra_args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -115,6 +116,7 @@ def make_cluster(
     *,
     policy: Policy | None = None,
     agreement_id: str = "test-agreement",
+    valid_for: timedelta = timedelta(days=30),
 ) -> tuple[dict[str, NodeProc], Agreement]:
     """Create the nodes (not started), sign and install one agreement on all."""
     nodes: dict[str, NodeProc] = {}
@@ -131,7 +133,7 @@ def make_cluster(
         members=tuple(n.home.card() for n in nodes.values()),
         policy=policy or Policy(message_types=frozenset(MESSAGE_TYPES), max_tlp="AMBER"),
         valid_from=now - timedelta(minutes=5),
-        valid_until=now + timedelta(days=30),
+        valid_until=now + valid_for,
     )
     for pid, n in nodes.items():
         agreement = agreement.sign(pid, n.home.keys())

@@ -29,7 +29,7 @@ from detente.core.note import CosignatureV1Verifier
 from detente.node.witness import witness_name
 from detente.store.db import open_engine
 from detente.store.schema import log_leaves, messages, peer_checkpoints, receipts
-from forms_examples import notification, response
+from forms_examples import OBSERVED, notification, response
 from node.cluster import NodeProc, delivered, make_cluster, send, wait_until
 
 
@@ -58,11 +58,14 @@ def test_three_nodes_send_receipt_and_witnessed_inclusion(trio: dict[str, NodePr
     us, ru = trio["US-CISA"], trio["RU-NCCC"]
     sent = send(us, "test-agreement", None, text="ransomware C2 in your jurisdiction")
     assert sorted(m["to"] for m in sent) == ["CN-CNCERT", "RU-NCCC"]
+    for m in sent:
+        wait_until(lambda m=m: delivered(us, m["id"]), 30, f"receipt for {m['id']}")
+    # A person on duty acknowledges, then answers (the case refuses the other order).
+    ack = {"message": sent[0]["id"], "officer": "Duty officer Petrov", "read_at": OBSERVED}
+    send(ru, "test-agreement", ["US-CISA"], msg_type="ack", body=ack)
     reply = send(
         ru, "test-agreement", ["US-CISA"], msg_type="response", body=response(sent[0]["id"])
     )
-    for m in sent:
-        wait_until(lambda m=m: delivered(us, m["id"]), 30, f"receipt for {m['id']}")
     wait_until(lambda: delivered(ru, reply[0]["id"]), 30, "receipt for the reply")
 
     # Both logs hold each message: the sender's and the recipient's.

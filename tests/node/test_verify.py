@@ -39,6 +39,7 @@ from detente.store.schema import (
     notes,
     outbox,
     receipts,
+    tracked,
 )
 from forms_examples import notification
 
@@ -395,6 +396,7 @@ def test_deleted_message_row_of_a_leaf(pair: Pair) -> None:
 
     def fn(conn: Any) -> None:
         conn.execute(delete(receipts).where(receipts.c.message_id == victim))
+        conn.execute(delete(tracked).where(tracked.c.message_id == victim))
         conn.execute(delete(messages).where(messages.c.id == victim))
 
     # The outbox row references the message: drop the foreign key's holder first.

@@ -34,9 +34,10 @@ from detente.core.envelope import Content
 from detente.core.fedrequest import verify_request
 from detente.core.keys import ed25519_public
 from detente.core.note import CosignatureV1Verifier
+from detente.core.timefmt import format_time
 from detente.errors import DetenteError, EncodingError, NotAMemberError
-from detente.node import queries
-from detente.node.clock import Clock
+from detente.node import cases, queries
+from detente.node.clock import Clock, FakeClock, to_ms
 from detente.node.config import NodeHome
 from detente.node.scheduler import Scheduler
 from detente.node.service import ROLES, Node
@@ -109,6 +110,19 @@ class SentMessage(BaseModel):
     id: str
     to: str
     seq: int
+
+
+class ClockRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    advance: float = Field(ge=0, le=366 * 24 * 3600, description="seconds to move the clock on")
+    tick: bool = Field(default=True, description="then run the scheduler's due work")
+
+
+class PingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    agreement: str
+    to: list[str] | None = Field(default=None, description="parties; all other members if empty")
+    exercise: bool = False
 
 
 class TokenRequest(BaseModel):
@@ -188,6 +202,22 @@ def create_app(home: Path, *, clock: Clock | None = None, run_scheduler: bool = 
         return problem(403, "Forbidden", str(exc))
 
     # -- federation -------------------------------------------------------------
+
+    if isinstance(clock, FakeClock):
+        manual: FakeClock = clock
+
+        @app.post("/api/v1/clock", tags=["client"])
+        async def move_clock(
+            req: ClockRequest, who: Annotated[tuple[str, str], Depends(role_at_least("admin"))]
+        ) -> dict[str, Any]:
+            """Only on a node started with --manual-clock: move time on, run what is due."""
+            manual.advance(req.advance)
+            if not req.tick:
+                return {"now": format_time(manual.now())}
+            await state["scheduler"].tick()
+            await anyio.to_thread.run_sync(node().workflow_tick)
+            await state["scheduler"].delivery.deliver_due()
+            return {"now": format_time(manual.now())}
 
     @app.get("/federation/v1/card", tags=["federation"])
     async def card() -> dict[str, Any]:
@@ -278,6 +308,7 @@ def create_app(home: Path, *, clock: Clock | None = None, run_scheduler: bool = 
                 case=req.case,
                 reply_to=req.reply_to,
                 exercise=req.exercise,
+                by=who[0],
             )
         )
         return [SentMessage(id=e.id, to=e.to, seq=e.seq) for e in sent]
@@ -298,6 +329,7 @@ def create_app(home: Path, *, clock: Clock | None = None, run_scheduler: bool = 
                 case=r.case,
                 reply_to=r.reply_to,
                 exercise=r.exercise,
+                by=who[0],
             )
             for r in reqs
         ]
@@ -367,6 +399,54 @@ def create_app(home: Path, *, clock: Clock | None = None, run_scheduler: bool = 
         all: bool = False,  # noqa: A002 - the query parameter's name
     ) -> list[dict[str, Any]]:
         return await run(lambda: queries.alarm_list(node(), include_acknowledged=all))  # type: ignore[no-any-return]
+
+    # -- the workflow ----------------------------------------------------------------
+
+    def now_ms() -> int:
+        return to_ms(node().clock.now())
+
+    @app.get("/api/v1/cases", tags=["workflow"])
+    async def list_cases(
+        who: Annotated[tuple[str, str], Depends(role_at_least("viewer"))],
+        open_only: bool = False,
+        exercise: bool | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    ) -> list[dict[str, Any]]:
+        return await run(  # type: ignore[no-any-return]
+            lambda: cases.case_list(
+                node(), now_ms(), open_only=open_only, exercise=exercise, limit=limit
+            )
+        )
+
+    @app.get("/api/v1/cases/{case_id}", tags=["workflow"])
+    async def get_case(
+        case_id: str, who: Annotated[tuple[str, str], Depends(role_at_least("viewer"))]
+    ) -> dict[str, Any]:
+        return await run(lambda: cases.case_detail(node(), case_id, now_ms()))  # type: ignore[no-any-return]
+
+    @app.get("/api/v1/directory", tags=["workflow"])
+    async def get_directory(
+        who: Annotated[tuple[str, str], Depends(role_at_least("viewer"))],
+        lang: str = "en",
+    ) -> list[dict[str, Any]]:
+        return cases.directory(node().agreements, lang)
+
+    @app.post("/api/v1/ping", tags=["workflow"], status_code=201)
+    async def send_ping(
+        req: PingRequest, who: Annotated[tuple[str, str], Depends(role_at_least("officer"))]
+    ) -> dict[str, Any]:
+        """A ping round: each party's officer must answer with a pong (by hand)."""
+        round_id, sent = await run(
+            lambda: node().ping(req.agreement, req.to, by=who[0], exercise=req.exercise)
+        )
+        return {"round": round_id, "sent": [{"id": e.id, "to": e.to} for e in sent]}
+
+    @app.get("/api/v1/ping/report", tags=["workflow"])
+    async def get_ping_report(
+        who: Annotated[tuple[str, str], Depends(role_at_least("viewer"))],
+        round: str | None = None,  # noqa: A002 - the query parameter's name
+    ) -> dict[str, Any]:
+        return await run(lambda: cases.ping_report(node(), now_ms(), round_id=round))  # type: ignore[no-any-return]
 
     @app.post("/api/v1/tokens", tags=["client"], status_code=201)
     async def add_token(

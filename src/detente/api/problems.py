@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from detente.errors import (
+    CaseTransitionError,
     ConfigError,
     DeliveryError,
     DetenteError,
@@ -40,6 +41,7 @@ def status_for(exc: BaseException) -> int:
         (NotAMemberError, 403),
         (WrongRecipientError, 421),
         (VerificationError, 422),
+        (CaseTransitionError, 409),
         (PolicyError, 403),
         (ReplayError, 409),
         (StorageError, 503),

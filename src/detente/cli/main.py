@@ -193,6 +193,14 @@ def serve(
     host: Annotated[str | None, typer.Option(help="override the configured address")] = None,
     port: Annotated[int | None, typer.Option(help="override the configured port")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
+    manual_clock: Annotated[
+        str | None,
+        typer.Option(
+            help="tests and rehearsals: start the node's clock at this time (RFC 3339) and "
+            "move it only through POST /api/v1/clock (admin token)",
+            hidden=True,
+        ),
+    ] = None,
 ) -> None:
     """Run the node: federation endpoints, client API and background workers."""
     import logging  # noqa: PLC0415
@@ -202,6 +210,12 @@ def serve(
     from detente.api.app import create_app  # noqa: PLC0415
 
     config = NodeHome(home).config()
+    clock = None
+    if manual_clock is not None:
+        from detente.core.timefmt import parse_time  # noqa: PLC0415
+        from detente.node.clock import FakeClock  # noqa: PLC0415
+
+        clock = FakeClock(parse_time(manual_clock, field="--manual-clock"))
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -209,7 +223,7 @@ def serve(
         if not locked:
             raise ConfigError(f"a node is already running from {home}")
         uvicorn.run(
-            create_app(home),
+            create_app(home, clock=clock),
             host=host or config.listen_host,
             port=port or config.listen_port,
             log_level=log_level,

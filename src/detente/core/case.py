@@ -13,23 +13,37 @@ A case moves only along these transitions (anything else raises
 A ``response`` with status ``acknowledged`` counts as the person-on-duty
 acknowledgement when no ``ack`` came first.  Escalation moves the case up the
 agreement's ladder (technical → senior → hotline) without changing its state;
-:func:`level_due` says which rung an unacknowledged case should be on after
-so many seconds.  Every event is kept in the case's history with its time.
+:func:`level_due` says which rung a case should be on so many seconds after
+it missed a deadline, and :func:`due` computes the deadlines a message sets
+from the agreement's policy.  Every event is kept in the case's history with its time.
 
 Pure: the node stores cases and feeds events with the times it observed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
+from detente.core.forms import FormError
 from detente.core.policy import LEVELS, Policy
-from detente.core.timefmt import require_aware
+from detente.core.timefmt import format_time, parse_time, require_aware
 from detente.errors import CaseTransitionError
 
-__all__ = ["Case", "CaseEvent", "CaseState", "level_due"]
+__all__ = [
+    "REPLY_FIELDS",
+    "TRACKED_TYPES",
+    "Case",
+    "CaseEvent",
+    "CaseState",
+    "Due",
+    "due",
+    "level_due",
+    "reminder_time",
+]
 
 
 class CaseState(StrEnum):
@@ -139,10 +153,93 @@ class Case:
         return self.state in (CaseState.DECLINED, CaseState.COMPLETED)
 
 
-def level_due(policy: Policy, unacknowledged_for: float) -> str:
-    """The ladder rung a case should be on after ``unacknowledged_for`` seconds."""
+def level_due(policy: Policy, overdue_for: float | None) -> str:
+    """The ladder rung a case should be on, ``overdue_for`` seconds after it missed a
+    deadline (None: no deadline missed, the first rung)."""
     level = policy.ladder[0].level
-    for rung in policy.ladder:
-        if unacknowledged_for >= rung.after:
+    if overdue_for is None or overdue_for < 0:
+        return level
+    for rung in policy.ladder[1:]:
+        if overdue_for >= rung.after:
             level = rung.level
     return level
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """When the other side owes a person's acknowledgement and an answer."""
+
+    ack: datetime | None = None
+    answer: datetime | None = None
+
+
+# Message types that open (or continue) an obligation on the recipient.
+TRACKED_TYPES = frozenset({"notification", "request", "consultation", "escalation", "ping"})
+# Reply types, and the form field naming the message they answer.
+REPLY_FIELDS = {
+    "ack": "message",
+    "response": "request",
+    "escalation": "message",
+    "pong": "ping",
+    "sighting": "notification",
+}
+
+
+def due(
+    policy: Policy,
+    message_type: str,
+    body: Mapping[str, Any],
+    sent: datetime,
+    *,
+    strict: bool = True,
+) -> Due:
+    """The deadlines a message sets, from the agreement's policy and the form.
+
+    A request's own ``deadline`` is used if the policy lets the sender shorten
+    it; a later one, or a shorter one the policy does not allow, raises
+    :class:`~detente.core.forms.FormError` naming ``deadline`` when ``strict``
+    (the sender), and is ignored otherwise (the recipient keeps the policy's).
+    """
+    require_aware(sent, "sent time")
+
+    def after(seconds: int) -> datetime:
+        return sent + timedelta(seconds=seconds)
+
+    if message_type == "notification":
+        seconds = policy.ack_by_severity.get(str(body.get("severity")), policy.ack_deadline)
+        return Due(ack=after(seconds))
+    if message_type == "request":
+        urgency = body.get("urgency", "normal")
+        ack = after(policy.ack_by_urgency.get(urgency, policy.ack_deadline))
+        answer = after(policy.request_deadlines.get(urgency, policy.request_deadlines["normal"]))
+        asked = body.get("deadline")
+        if isinstance(asked, str):
+            wanted = parse_time(asked, field="deadline")
+            problem = None
+            if wanted > answer:
+                problem = f"is later than the agreement allows ({format_time(answer)})"
+            elif wanted < answer and not policy.sender_may_shorten:
+                problem = "may not be set: the agreement fixes the reply time"
+            elif wanted <= sent:
+                problem = "has already passed"
+            if problem is None:
+                answer = wanted
+            elif strict:
+                raise FormError("deadline", problem)
+        return Due(ack=min(ack, answer), answer=answer)
+    if message_type == "consultation":
+        answer = after(policy.request_deadlines["urgent"])
+        start = body.get("window_start")
+        if isinstance(start, str):
+            answer = max(sent, min(answer, parse_time(start, field="window_start")))
+        return Due(ack=min(after(policy.ack_deadline), answer), answer=answer)
+    if message_type == "escalation":
+        return Due(ack=after(policy.ack_by_urgency.get("urgent", policy.ack_deadline)))
+    if message_type == "ping":
+        return Due(answer=after(policy.pong_deadline))
+    return Due()
+
+
+def reminder_time(sent: datetime, deadline: datetime, percent: int) -> datetime:
+    """When the owing side is reminded: ``percent`` of the way from sent to deadline."""
+    return sent + (deadline - sent) * percent / 100

@@ -236,6 +236,7 @@ FORMS: dict[str, dict[str, _Field]] = {
         "urgency": _Field(_enum(URGENCIES)),
         "deadline": _Field(_time, required=False),
         "follow_up": _Field(_short, required=False),
+        "extends": _Field(_message_id, required=False),
         "evidence": _Field(_stix_bundle_shape, required=False),
         **_HANDLING,
     },
@@ -295,6 +296,14 @@ def _levels_climb(body: Mapping[str, Any]) -> None:
         raise FormError("to_level", "an escalation must go up the ladder")
 
 
+def _extension_names_its_request(body: Mapping[str, Any]) -> None:
+    if body["kind"] == "preservation-extension" and "extends" not in body:
+        raise FormError("extends", "is required: the preservation request to extend")
+    if "extends" in body and body["kind"] != "preservation-extension":
+        raise FormError("extends", "only a preservation-extension extends a request")
+
+
+_CROSS["request"] = [_extension_names_its_request]
 _CROSS["consultation"] = [_window_ordered]
 _CROSS["sighting"] = [_seen_ordered]
 _CROSS["escalation"] = [_levels_climb]

@@ -115,7 +115,12 @@ DEFAULT_CHECKS: tuple[Check, ...] = (
 
 @dataclass(frozen=True, slots=True)
 class Rung:
-    """One step of the escalation ladder: go to ``level`` ``after`` seconds unacknowledged."""
+    """One step of the escalation ladder.
+
+    The first rung is where every case starts (``after`` 0); each later rung
+    is reached ``after`` seconds past a missed deadline (an acknowledgement or
+    an answer that did not come in time).
+    """
 
     level: str
     after: int
@@ -127,9 +132,40 @@ class Rung:
             raise EncodingError("ladder 'after' must be a non-negative number of seconds")
 
 
+def _seconds(value: object, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise EncodingError(f"policy {name} must be a positive number of seconds")
+    return value
+
+
+def _frozen(mapping: Mapping[str, int]) -> Mapping[str, int]:
+    return MappingProxyType(dict(mapping))
+
+
+DAY = 24 * 3600
+SEVERITY_KEYS = ("0", "1", "2", "3", "4", "5")
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """What an agreement allows (DESIGN.md principle 2)."""
+    """What an agreement allows (DESIGN.md principle 2), and its clocks.
+
+    Deadlines are seconds after the message was sent (its ``created`` time):
+
+    - ``ack_deadline``: a person on duty acknowledges a notification, request,
+      consultation or escalation; shorter by the notification's severity
+      (``ack_by_severity``, keys "0".."5") or the request's urgency
+      (``ack_by_urgency``), whichever is given;
+    - ``request_deadlines``: a request is answered, by urgency (a consultation
+      counts as ``urgent``); the sender may set an earlier deadline in the
+      form if ``sender_may_shorten``, never a later one;
+    - ``preservation_keep`` / ``preservation_extend``: how long data preserved
+      on request is kept, and what one extension adds;
+    - ``pong_deadline``: a person answers a ping; ``ping_every`` schedules
+      ping rounds (0: only by hand);
+    - ``reminder_percent``: the owing side is reminded when that share of the
+      time to a deadline has passed.
+    """
 
     message_types: frozenset[str]
     max_tlp: str = "AMBER"
@@ -137,16 +173,27 @@ class Policy:
     exercise: bool = True
     kem: str = "MLKEM768_X25519"
     ack_deadline: int = 4 * 3600
+    ack_by_severity: Mapping[str, int] = field(
+        default_factory=lambda: _frozen({"5": 15 * 60, "4": 3600, "3": 2 * 3600})
+    )
+    ack_by_urgency: Mapping[str, int] = field(
+        default_factory=lambda: _frozen({"emergency": 15 * 60, "urgent": 3600})
+    )
     request_deadlines: Mapping[str, int] = field(
-        default_factory=lambda: MappingProxyType(
-            {"normal": 72 * 3600, "urgent": 24 * 3600, "emergency": 2 * 3600}
+        default_factory=lambda: _frozen(
+            {"normal": 10 * DAY, "urgent": 8 * 3600, "emergency": 2 * 3600}
         )
     )
     sender_may_shorten: bool = True
+    preservation_keep: int = 60 * DAY
+    preservation_extend: int = 30 * DAY
+    pong_deadline: int = 3600
+    ping_every: int = 0
+    reminder_percent: int = 75
     ladder: tuple[Rung, ...] = (
         Rung("technical", 0),
-        Rung("senior", 4 * 3600),
-        Rung("hotline", 24 * 3600),
+        Rung("senior", 0),
+        Rung("hotline", 4 * 3600),
     )
 
     def __post_init__(self) -> None:
@@ -158,12 +205,36 @@ class Policy:
             raise EncodingError(f"policy kem {self.kem!r} is not one of {', '.join(KEMS)}")
         if set(self.request_deadlines) != set(URGENCIES):
             raise EncodingError(f"request_deadlines must give {', '.join(URGENCIES)}")
-        for value in (self.ack_deadline, *self.request_deadlines.values()):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise EncodingError("deadlines must be positive numbers of seconds")
+        if not set(self.ack_by_severity) <= set(SEVERITY_KEYS):
+            raise EncodingError('ack_by_severity keys must be severities "0" to "5"')
+        if not set(self.ack_by_urgency) <= set(URGENCIES):
+            raise EncodingError(f"ack_by_urgency keys must be among {', '.join(URGENCIES)}")
+        _seconds(self.ack_deadline, "ack_deadline")
+        for name, table in (
+            ("request_deadlines", self.request_deadlines),
+            ("ack_by_severity", self.ack_by_severity),
+            ("ack_by_urgency", self.ack_by_urgency),
+        ):
+            for key, value in table.items():
+                _seconds(value, f"{name}.{key}")
+        for name in ("preservation_keep", "preservation_extend", "pong_deadline"):
+            _seconds(getattr(self, name), name)
+        if not isinstance(self.ping_every, int) or isinstance(self.ping_every, bool):
+            raise EncodingError("policy ping_every must be seconds (0: pings only by hand)")
+        if self.ping_every < 0:
+            raise EncodingError("policy ping_every must not be negative")
+        pct = self.reminder_percent
+        if not isinstance(pct, int) or isinstance(pct, bool) or not 1 <= pct <= 99:
+            raise EncodingError("policy reminder_percent must be an integer from 1 to 99")
         afters = [r.after for r in self.ladder]
-        if not self.ladder or afters != sorted(afters) or len(set(afters)) != len(afters):
-            raise EncodingError("escalation ladder must be non-empty with increasing 'after'")
+        levels = [LEVELS.index(r.level) for r in self.ladder]
+        if not self.ladder or afters[0] != 0:
+            raise EncodingError("escalation ladder must start with a rung at 'after' 0")
+        if afters[1:] != sorted(afters[1:]) or levels != sorted(set(levels)):
+            raise EncodingError(
+                "escalation ladder must climb (technical, senior, hotline) with "
+                "non-decreasing 'after'"
+            )
 
     def check(self, header: Header, checks: Iterable[Check] = DEFAULT_CHECKS) -> None:
         """Raise the first :class:`PolicyError` a check finds."""
@@ -178,24 +249,21 @@ class Policy:
             "exercise": self.exercise,
             "kem": self.kem,
             "ack_deadline": self.ack_deadline,
+            "ack_by_severity": dict(self.ack_by_severity),
+            "ack_by_urgency": dict(self.ack_by_urgency),
             "request_deadlines": dict(self.request_deadlines),
             "sender_may_shorten": self.sender_may_shorten,
+            "preservation_keep": self.preservation_keep,
+            "preservation_extend": self.preservation_extend,
+            "pong_deadline": self.pong_deadline,
+            "ping_every": self.ping_every,
+            "reminder_percent": self.reminder_percent,
             "ladder": [{"level": r.level, "after": r.after} for r in self.ladder],
         }
 
     @classmethod
     def from_json(cls, obj: Any) -> Policy:
-        fields = {
-            "message_types",
-            "max_tlp",
-            "personal_data",
-            "exercise",
-            "kem",
-            "ack_deadline",
-            "request_deadlines",
-            "sender_may_shorten",
-            "ladder",
-        }
+        fields = set(_FIELDS)
         if not isinstance(obj, dict) or set(obj) != fields:
             raise EncodingError(f"policy must have exactly the fields {', '.join(sorted(fields))}")
         if not isinstance(obj["message_types"], list) or not isinstance(obj["ladder"], list):
@@ -203,8 +271,9 @@ class Policy:
         for flag in ("personal_data", "exercise", "sender_may_shorten"):
             if not isinstance(obj[flag], bool):
                 raise EncodingError(f"policy {flag} must be true or false")
-        if not isinstance(obj["request_deadlines"], dict):
-            raise EncodingError("policy request_deadlines must be an object")
+        for table in ("request_deadlines", "ack_by_severity", "ack_by_urgency"):
+            if not isinstance(obj[table], dict):
+                raise EncodingError(f"policy {table} must be an object")
         ladder = []
         for rung in obj["ladder"]:
             if not isinstance(rung, dict) or set(rung) != {"level", "after"}:
@@ -217,7 +286,34 @@ class Policy:
             exercise=obj["exercise"],
             kem=obj["kem"],
             ack_deadline=obj["ack_deadline"],
-            request_deadlines=MappingProxyType(dict(obj["request_deadlines"])),
+            ack_by_severity=_frozen(obj["ack_by_severity"]),
+            ack_by_urgency=_frozen(obj["ack_by_urgency"]),
+            request_deadlines=_frozen(obj["request_deadlines"]),
             sender_may_shorten=obj["sender_may_shorten"],
+            preservation_keep=obj["preservation_keep"],
+            preservation_extend=obj["preservation_extend"],
+            pong_deadline=obj["pong_deadline"],
+            ping_every=obj["ping_every"],
+            reminder_percent=obj["reminder_percent"],
             ladder=tuple(ladder),
         )
+
+
+_FIELDS = (
+    "message_types",
+    "max_tlp",
+    "personal_data",
+    "exercise",
+    "kem",
+    "ack_deadline",
+    "ack_by_severity",
+    "ack_by_urgency",
+    "request_deadlines",
+    "sender_may_shorten",
+    "preservation_keep",
+    "preservation_extend",
+    "pong_deadline",
+    "ping_every",
+    "reminder_percent",
+    "ladder",
+)

@@ -2,7 +2,8 @@
 
 Jobs: deliver the outbox (at once when something is queued, else when a
 retry falls due), witness peers' logs, ask senders to resend what a gap
-lacks, and sign a checkpoint when the log has grown since the last one.
+lacks, sign a checkpoint when the log has grown since the last one, and the
+workflow's clock (reminders, missed deadlines, escalations, scheduled pings).
 :meth:`Scheduler.tick` runs whatever is due once; :meth:`run` loops until
 stopped.  Time comes from the node's injected clock.
 """
@@ -35,6 +36,7 @@ class Scheduler:
         witness_every: float = 15.0,
         gaps_every: float = 10.0,
         checkpoint_every: float = 10.0,
+        workflow_every: float = 5.0,
         idle_poll: float = 1.0,
     ) -> None:
         self.node = node
@@ -44,6 +46,8 @@ class Scheduler:
         self.witness_every = witness_every
         self.gaps_every = gaps_every
         self.checkpoint_every = checkpoint_every
+        self.workflow_every = workflow_every
+        self._last_workflow: datetime | None = None
         self._last_checkpoint: datetime | None = None
         self.idle_poll = idle_poll
         self._wake = anyio.Event()
@@ -74,6 +78,10 @@ class Scheduler:
             # covers them within checkpoint_every seconds even if nobody asks.
             self._last_checkpoint = now
             await anyio.to_thread.run_sync(self.node.latest_checkpoint)
+        if self._due(self._last_workflow, self.workflow_every, now):
+            self._last_workflow = now
+            await anyio.to_thread.run_sync(self.node.workflow_tick)
+            await self.delivery.deliver_due()  # escalations it queued go out now
 
     async def run(self) -> None:
         self._token = anyio.lowlevel.current_token()

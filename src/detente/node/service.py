@@ -22,14 +22,17 @@ from sqlalchemy import and_, bindparam, func, insert, select, update
 
 from detente.core.agreement import Agreement, AgreementSet, other_members, parse_ref
 from detente.core.canonical import b64e, parse
+from detente.core.case import REPLY_FIELDS, TRACKED_TYPES
 from detente.core.checkpoint import Checkpoint, open_checkpoint, unverified_checkpoint
 from detente.core.envelope import Content, Envelope, Opened, open_, seal_keeping_plaintext
-from detente.core.forms import personal_data_findings
+from detente.core.forms import FormError, personal_data_findings
 from detente.core.forms import validate as validate_form
+from detente.core.ids import uuid7
 from detente.core.logentry import envelope_entry, log_verifiers, receipt_entry
 from detente.core.merkle import verify_consistency
 from detente.core.party import PartyCard
 from detente.core.receipt import Receipt, issue_receipt, note_hash, verify_receipt
+from detente.core.timefmt import format_time
 from detente.errors import (
     ConsistencyProofError,
     DetenteError,
@@ -41,10 +44,12 @@ from detente.errors import (
     UnknownAgreementError,
     VerificationError,
 )
+from detente.node import workflow
 from detente.node.clock import Clock, SystemClock, to_ms
 from detente.node.config import NodeHome
 from detente.node.log import NodeLog
 from detente.node.writer import Tx, Writer
+from detente.stix import validate_form_stix as validate_stix
 from detente.store.db import mapped_errors, migrate, open_engine
 from detente.store.schema import (
     agreements as agreements_t,
@@ -62,6 +67,7 @@ from detente.store.schema import (
     outbox,
     peer_checkpoints,
     receipts,
+    tracked,
 )
 
 __all__ = ["ROLES", "DeliveryResult", "Node"]
@@ -164,6 +170,7 @@ class SendSpec:
     case: str | None = None
     reply_to: str | None = None
     exercise: bool = False
+    by: str | None = None  # the officer (API user) sending it; None: the node itself
 
 
 # Statements built once: SQLAlchemy's per-statement construction costs more
@@ -199,6 +206,7 @@ class _Send:
         )
         known = set(next_seq)
         message_rows, outbox_rows = [], []
+        items: list[workflow.Item] = []
         for spec in self.specs:
             spec.agreement.check_valid_at(tx.now)
             for recipient in spec.recipients:
@@ -231,8 +239,10 @@ class _Send:
                     }
                 )
                 self.sent.append(env)
+                items.append(workflow.Item(env, spec.content.body, "out", spec.agreement, spec.by))
         conn.execute(_INSERT_MESSAGES, message_rows)
         conn.execute(_INSERT_OUTBOX, outbox_rows)
+        workflow.apply_items(tx, node.id, items)
         fresh = [{"recipient": r, "next_seq": n} for r, n in next_seq.items() if r not in known]
         if fresh:
             conn.execute(insert(channels_out), fresh)
@@ -333,6 +343,7 @@ class _Receive:
         # Another batch may have committed some of these since they were checked.
         duplicates = self.node._find_duplicates(conn, fresh)
         rows = []
+        items: list[workflow.Item] = []
         max_seq: dict[str, int] = {}
         seen_ids: set[str] = set()
         seen_seqs: set[tuple[str, int]] = set()
@@ -353,8 +364,10 @@ class _Receive:
             rows.append({**_message_row(env, "in", index, tx.now_ms), "plaintext": item.plaintext})
             self.indices[i] = index
             max_seq[env.from_] = max(max_seq.get(env.from_, 0), env.seq)
+            items.append(workflow.Item(env, item.content.body, "in", item.agreement))
         if rows:
             conn.execute(_INSERT_MESSAGES, rows)
+            workflow.apply_items(tx, self.node.id, items)
         for sender, highest in max_seq.items():
             self._advance_channel(tx, sender, highest)
 
@@ -484,6 +497,7 @@ class _RecordReceipts:
             .where(outbox.c.message_id.in_(ids))
             .values(state="delivered", delivered_at=tx.now_ms, last_error=None)
         )
+        workflow.mark_delivered(tx, ids)
         if self.witness is not None:
             self.witness(tx)
 
@@ -595,6 +609,7 @@ class Node:
         case: str | None = None,
         reply_to: str | None = None,
         exercise: bool = False,
+        by: str | None = None,
     ) -> list[Envelope]:
         """Seal to each recipient (all other members if None), commit, queue for delivery."""
         return self.send_many(
@@ -606,6 +621,7 @@ class Node:
                     case=case,
                     reply_to=reply_to,
                     exercise=exercise,
+                    by=by,
                 )
             ]
         )
@@ -619,16 +635,25 @@ class Node:
         case: str | None = None,
         reply_to: str | None = None,
         exercise: bool = False,
+        by: str | None = None,
     ) -> SendSpec:
         """Check the form, personal data and recipients; describe one send.
 
-        The form must validate (:func:`detente.core.forms.validate`: the error
-        names the field).  If the body looks like it holds personal data
+        The form must validate (:func:`detente.core.forms.validate`, and STIX
+        bundles with the ``stix2`` library: the error names the field).  If
+        the body looks like it holds personal data
         (:func:`~detente.core.forms.personal_data_findings`) but does not
         declare it, the send is refused naming the field: the officer removes
         it, or declares it — and then the agreement's policy decides.
+
+        A reply (ack, response, pong, escalation, sighting) joins the case of
+        the message it names, and its ``reply_to`` is that message; a new
+        notification, request, consultation or ping opens a case unless one
+        is given.
         """
-        validate_form(content.type, dict(content.body))
+        body = dict(content.body)
+        validate_form(content.type, body)
+        validate_stix(content.type, body)
         if not content.personal_data:
             findings = personal_data_findings(content.body)
             if findings:
@@ -643,7 +668,31 @@ class Node:
             agreement.member(recipient)
             if recipient == self.id:
                 raise EncodingError("a node cannot send to itself")
-        return SendSpec(content, tuple(dict.fromkeys(targets)), agreement, case, reply_to, exercise)
+        ref_field = REPLY_FIELDS.get(content.type)
+        if content.type == "request" and "extends" in body:
+            ref_field = "extends"  # an extension joins the case of the request it extends
+        if ref_field is not None:
+            ref = body[ref_field]
+            with self.engine.connect() as conn:
+                found = conn.execute(
+                    select(tracked.c.case_id, tracked.c.counterparty).where(
+                        tracked.c.message_id == ref
+                    )
+                ).first()
+            if found is None:
+                raise FormError(ref_field, f"{ref} is not a message of any case on this node")
+            if case is not None and case != found.case_id:
+                raise FormError("case", f"{ref} belongs to case {found.case_id}, not {case}")
+            if reply_to is not None and reply_to != ref:
+                raise FormError("reply_to", f"must be {ref}, the message the {content.type} names")
+            case, reply_to = found.case_id, ref
+            if recipients is None:
+                targets = [found.counterparty]
+        elif content.type in TRACKED_TYPES and case is None:
+            case = uuid7(self.clock.now())
+        return SendSpec(
+            content, tuple(dict.fromkeys(targets)), agreement, case, reply_to, exercise, by
+        )
 
     def send_many(self, specs: Sequence[SendSpec]) -> list[Envelope]:
         """Seal and commit several sends together (all or nothing), then wake delivery."""
@@ -1025,6 +1074,112 @@ class Node:
         self.writer.run(_Write(fn))
 
     # -- alarms --------------------------------------------------------------------
+
+    # -- the workflow's clock -------------------------------------------------------
+
+    def workflow_tick(self) -> workflow.DueResult:
+        """Reminders, missed deadlines and escalations due now; scheduled ping rounds.
+
+        Escalations are signed ``escalation`` messages to the other side,
+        sent by the node itself; the case moves up the ladder when they are
+        committed.
+        """
+        current = {a.id: a for a in self.agreements}
+        total = workflow.DueResult([], [], 0)
+        now_ms = to_ms(self.clock.now())
+        with self.engine.connect() as conn:
+            anything = conn.execute(
+                select(tracked.c.message_id).where(tracked.c.next_check <= now_ms).limit(1)
+            ).first()
+        while anything is not None:
+            result: workflow.DueResult = self.writer.run(
+                _Write(lambda tx: workflow.due_work(tx, current))
+            )
+            total.notices.extend(result.notices)
+            total.looked_at += result.looked_at
+            for esc in result.escalations:
+                self._escalate(esc)
+            total.escalations.extend(result.escalations)
+            if result.looked_at < workflow.DUE_BATCH:
+                break
+        self._scheduled_pings(current)
+        return total
+
+    def _escalate(self, esc: workflow.Escalation) -> None:
+        with self.engine.connect() as conn:
+            tlp = conn.execute(
+                select(messages.c.tlp).where(messages.c.id == esc.message_id)
+            ).scalar_one()
+        body = {
+            "message": esc.message_id,
+            "from_level": esc.from_level,
+            "to_level": esc.to_level,
+            "reason": esc.reason,
+        }
+        try:
+            self.send(
+                Content("escalation", tlp, body),
+                [esc.counterparty],
+                esc.agreement,
+                exercise=esc.exercise,
+            )
+        except DetenteError as exc:
+            log.warning("escalation of %s failed: %s", esc.message_id, exc)
+            self.raise_alarm("escalation-failed", esc.counterparty, f"{esc.message_id}: {exc}")
+            return
+        self.raise_alarm(
+            "escalation",
+            esc.counterparty,
+            f"{esc.message_id} to {esc.counterparty} escalated to {esc.to_level} "
+            f"({esc.reason}); the {esc.to_level} level on both sides is notified",
+        )
+
+    def _scheduled_pings(self, current: dict[str, Agreement]) -> None:
+        now_ms = to_ms(self.clock.now())
+        for agreement in current.values():
+            every = agreement.policy.ping_every
+            if every <= 0 or "ping" not in agreement.policy.message_types:
+                continue
+            key = f"ping:{agreement.id}"
+            with self.engine.connect() as conn:
+                last = conn.execute(
+                    select(node_info.c.value).where(node_info.c.key == key)
+                ).scalar_one_or_none()
+            if last is not None and now_ms - int(last) < every * 1000:
+                continue
+            self.ping(agreement.id, None, scheduled=True)
+
+    def ping(
+        self,
+        agreement_id: str,
+        parties: Sequence[str] | None,
+        *,
+        scheduled: bool = False,
+        by: str | None = None,
+        exercise: bool = False,
+    ) -> tuple[str, list[Envelope]]:
+        """Send a ping round to ``parties`` (all other members if None); a person answers."""
+        now = self.clock.now()
+        round_id = ("sched-" if scheduled else "") + format_time(now)
+        sent = self.send(
+            Content("ping", "CLEAR", {"round": round_id}),
+            parties,
+            agreement_id,
+            by=by,
+            exercise=exercise,
+        )
+        key = f"ping:{agreement_id}"
+
+        def fn(tx: Tx) -> None:
+            value = str(tx.now_ms)
+            done = tx.conn.execute(
+                update(node_info).where(node_info.c.key == key).values(value=value)
+            )
+            if not done.rowcount:
+                tx.conn.execute(insert(node_info).values(key=key, value=value))
+
+        self.writer.run(_Write(fn))
+        return round_id, sent
 
     def _alarm(
         self,

@@ -199,3 +199,57 @@ api_tokens = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", BigInteger, nullable=False),
 )
+
+# The workflow: every message that sets a deadline (a notification, request,
+# consultation, escalation or ping), sent or received, with where it stands.
+# One row per envelope, so a notification to three parties is three rows of
+# one case.  Times are ms; NULL until the event happens.
+tracked = Table(
+    "tracked",
+    metadata,
+    Column("message_id", String(36), ForeignKey("messages.id"), primary_key=True),
+    Column("case_id", String(64), nullable=False),
+    Column("direction", String(3), nullable=False),  # out: we wait; in: we owe
+    Column("counterparty", String(32), nullable=False),
+    Column("agreement", String(80), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("subject", String(64), nullable=False),  # category, request kind, level, round
+    Column("refers", String(36)),  # a preservation-extension: the request it extends
+    Column("severity", Integer),
+    Column("urgency", String(10)),
+    Column("exercise", Boolean, nullable=False),
+    Column("sent_at", BigInteger, nullable=False),
+    Column("state", String(24), nullable=False),  # core.case.CaseState
+    Column("level", String(16), nullable=False),  # the ladder rung
+    Column("delivered_at", BigInteger),
+    Column("ack_due", BigInteger),
+    Column("acked_at", BigInteger),
+    Column("ack_message", String(36)),
+    Column("ack_officer", String(200)),
+    Column("answer_due", BigInteger),
+    Column("answered_at", BigInteger),
+    Column("answer_message", String(36)),
+    Column("answer_status", String(24)),
+    Column("preserved_until", BigInteger),
+    Column("missed_at", BigInteger),  # first deadline missed
+    Column("flags", Integer, nullable=False),  # workflow.FLAG_*: reminders sent, overdue
+    Column("next_check", BigInteger),  # when the scheduler must look again
+)
+Index("ix_tracked_next_check", tracked.c.next_check)
+Index("ix_tracked_counterparty", tracked.c.counterparty, tracked.c.type, tracked.c.sent_at)
+Index("ix_tracked_case", tracked.c.case_id)
+
+# What happened to a case and when: deadlines set, reminders, overdue
+# deadlines, escalations, state changes (with who did it).
+case_events = Table(
+    "case_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", String(64), nullable=False),
+    Column("message_id", String(36)),
+    Column("at", BigInteger, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("detail", Text, nullable=False),
+)
+Index("ix_case_events_case", case_events.c.case_id, case_events.c.id)
+Index("ix_messages_case", messages.c.case_id)

@@ -1,0 +1,308 @@
+"""The hotline workflow end to end: real node processes on loopback, a clock the test drives.
+
+One test per mechanism the states agreed on: a CERT-to-CERT notification with
+a STIX bundle and a sighting back; a ransomware request answered with action
+taken; a preservation request and its extension; a platform query whose
+deadline passes (reminder, escalation); a consultation; a ping round with a
+party that does not answer.  Every node runs ``detente serve --manual-clock``:
+time moves only when the test says (``POST /api/v1/clock``), so deadlines are
+reached without sleeping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from detente.core.policy import MESSAGE_TYPES, Policy
+from detente.core.timefmt import format_time, parse_time
+from detente.node.clock import SystemClock
+from forms_examples import OBSERVED, notification
+from node.cluster import NodeProc, delivered, make_cluster, send, wait_until
+
+AGREEMENT = "test-agreement"
+HOUR = 3600
+DAY = 24 * HOUR
+
+
+class Hotline:
+    def __init__(self, nodes: dict[str, NodeProc]) -> None:
+        self.nodes = nodes
+        self.us, self.ru, self.cn = nodes["US-CISA"], nodes["RU-NCCC"], nodes["CN-CNCERT"]
+
+    def advance(self, seconds: float) -> None:
+        """Move every node's clock together, then let each run what fell due."""
+        for n in self.nodes.values():
+            n.call("POST", "/api/v1/clock", json={"advance": seconds, "tick": False})
+        for _ in range(2):  # a second pass delivers what the first one's work sent
+            for n in self.nodes.values():
+                n.call("POST", "/api/v1/clock", json={"advance": 0})
+
+    def now(self) -> str:
+        return str(self.us.call("POST", "/api/v1/clock", json={"advance": 0, "tick": False})["now"])
+
+    def tracked(self, node: NodeProc, message_id: str) -> dict[str, Any]:
+        detail = self.case_of(node, message_id)
+        return next(t for t in detail["tracked"] if t["message"] == message_id)
+
+    def case_of(self, node: NodeProc, message_id: str) -> dict[str, Any]:
+        for case in node.call("GET", "/api/v1/cases", params={"limit": 1000}):
+            detail: dict[str, Any] = node.call("GET", f"/api/v1/cases/{case['case']}")
+            if any(t["message"] == message_id for t in detail["tracked"]):
+                return detail
+        raise AssertionError(f"{message_id} is in no case on {node.party_id}")
+
+    def reached(self, node: NodeProc, message_id: str) -> None:
+        """The message is committed on ``node`` (its receipt is back at the sender)."""
+        wait_until(
+            lambda: any(
+                m["id"] == message_id
+                for m in node.call("GET", "/api/v1/messages", params={"direction": "in"})
+            ),
+            30,
+            f"{message_id} at {node.party_id}",
+        )
+
+
+@pytest.fixture(scope="module")
+def hotline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hotline]:
+    policy = Policy(
+        message_types=frozenset(MESSAGE_TYPES),
+        max_tlp="AMBER",
+        ack_deadline=4 * HOUR,
+        pong_deadline=HOUR,
+    )
+    workdir = tmp_path_factory.mktemp("workflow")
+    nodes, _ = make_cluster(
+        workdir, ["US-CISA", "RU-NCCC", "CN-CNCERT"], policy=policy, valid_for=timedelta(days=365)
+    )
+    start = format_time(SystemClock().now())
+    for n in nodes.values():
+        n.extra_args = ["--manual-clock", start]
+        n.start()
+    try:
+        yield Hotline(nodes)
+    finally:
+        for n in nodes.values():
+            n.stop()
+
+
+def post(
+    node: NodeProc,
+    msg_type: str,
+    body: dict[str, Any],
+    to: list[str] | None = None,
+    tlp: str = "AMBER",
+) -> list[dict[str, Any]]:
+    return send(node, AGREEMENT, to, msg_type=msg_type, body=body, tlp=tlp)
+
+
+def ack(node: NodeProc, message_id: str, officer: str) -> None:
+    post(node, "ack", {"message": message_id, "officer": officer, "read_at": OBSERVED})
+
+
+def request(kind: str, urgency: str = "normal", **extra: Any) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "legal_basis": ["2013 US-RU cyber CBM package, art. 2"],
+        "facts": {"lang": "en", "text": "ransomware operators control 198.51.100.23"},
+        "urgency": urgency,
+        **extra,
+    }
+
+
+def response(request_id: str, status: str, text: str = "done") -> dict[str, Any]:
+    return {"request": request_id, "status": status, "details": {"lang": "en", "text": text}}
+
+
+STIX_BUNDLE = {
+    "type": "bundle",
+    "id": "bundle--5d0092c5-5f74-4287-9642-33f4c354e56d",
+    "objects": [
+        {
+            "type": "indicator",
+            "spec_version": "2.1",
+            "id": "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+            "created": "2026-11-24T10:00:00.000Z",
+            "modified": "2026-11-24T10:00:00.000Z",
+            "name": "C2 server",
+            "pattern": "[ipv4-addr:value = '198.51.100.23']",
+            "pattern_type": "stix",
+            "valid_from": "2026-11-24T10:00:00Z",
+        }
+    ],
+}
+
+
+def test_notification_with_stix_and_a_sighting_back(hotline: Hotline) -> None:
+    us, ru = hotline.us, hotline.ru
+    body = {**notification("C2 traffic to your networks", severity=5), "indicators": STIX_BUNDLE}
+    (sent,) = post(us, "notification", body, ["RU-NCCC"])
+    hotline.reached(ru, sent["id"])
+    wait_until(lambda: delivered(us, sent["id"]), 30, "receipt")
+    mine = hotline.tracked(us, sent["id"])
+    assert mine["state"] == "delivered"
+    # Severity 5: acknowledgement within 15 minutes (the policy's default table).
+    assert mine["ack_due"] is not None
+    theirs = hotline.tracked(ru, sent["id"])
+    assert theirs["direction"] == "in" and theirs["ack_due"] == mine["ack_due"]
+
+    ack(ru, sent["id"], "Duty officer Ivanova")
+    sighting = {
+        "notification": sent["id"],
+        "indicator": "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+        "first_seen": OBSERVED,
+        "last_seen": OBSERVED,
+        "count": 3,
+        "where": "RU backbone",
+    }
+    (seen,) = post(ru, "sighting", sighting)
+    assert seen["to"] == "US-CISA"  # a reply goes to the one who sent what it names
+    hotline.advance(1)
+    wait_until(lambda: delivered(ru, seen["id"]), 30, "receipt for the sighting")
+    case = hotline.case_of(us, sent["id"])
+    kinds = [e["kind"] for e in case["events"]]
+    assert "ack" in kinds and "sighting" in kinds
+    assert hotline.tracked(us, sent["id"])["acknowledged_by"] == "Duty officer Ivanova"
+    assert {m["type"] for m in case["messages"]} == {"notification", "ack", "sighting"}
+
+
+def test_ransomware_request_answered_with_action_taken(hotline: Hotline) -> None:
+    us, ru = hotline.us, hotline.ru
+    (req,) = post(us, "request", request("takedown", "urgent"), ["RU-NCCC"])
+    hotline.reached(ru, req["id"])
+    # Completed before acknowledged: the case refuses it, nothing is sent.
+    refused = ru.api.post(
+        "/api/v1/messages",
+        json={
+            "agreement": AGREEMENT,
+            "type": "response",
+            "tlp": "AMBER",
+            "body": response(req["id"], "completed"),
+        },
+    )
+    assert refused.status_code == 409, refused.text
+    assert "cannot go from delivered to completed" in refused.json()["detail"]
+
+    ack(ru, req["id"], "Duty officer Sokolov")
+    post(ru, "response", response(req["id"], "action-taken", "C2 servers seized"))
+    hotline.advance(1)
+    wait_until(lambda: hotline.tracked(us, req["id"])["state"] == "action-taken", 30, "answer")
+    mine = hotline.tracked(us, req["id"])
+    assert mine["answer_status"] == "action-taken" and mine["overdue"] == []
+    assert hotline.tracked(ru, req["id"])["state"] == "action-taken"
+
+
+def test_preservation_request_and_its_extension(hotline: Hotline) -> None:
+    us, ru = hotline.us, hotline.ru
+    (req,) = post(
+        us, "request", request("preservation", data_location="RU hosting provider"), ["RU-NCCC"]
+    )
+    hotline.reached(ru, req["id"])
+    ack(ru, req["id"], "Duty officer Sokolov")
+    post(ru, "response", response(req["id"], "action-taken", "data preserved"))
+    hotline.advance(1)
+    wait_until(lambda: hotline.tracked(us, req["id"])["preserved_until"] is not None, 30, "kept")
+    first_until = hotline.tracked(us, req["id"])["preserved_until"]
+
+    # 46 days on (75 % of 60): both sides are reminded to extend or let it lapse.
+    hotline.advance(46 * DAY)
+    case = hotline.case_of(us, req["id"])
+    assert "reminder:preservation" in [e["kind"] for e in case["events"]]
+
+    ext_body = request("preservation-extension", extends=req["id"])
+    (ext,) = post(us, "request", ext_body, ["RU-NCCC"])
+    hotline.reached(ru, ext["id"])
+    ack(ru, ext["id"], "Duty officer Sokolov")
+    post(ru, "response", response(ext["id"], "action-taken", "kept 30 more days"))
+    hotline.advance(1)
+    wait_until(
+        lambda: hotline.tracked(us, req["id"])["preserved_until"] != first_until, 30, "extension"
+    )
+    events = [e["kind"] for e in hotline.case_of(us, req["id"])["events"]]
+    assert "preservation-extended" in events
+    assert hotline.case_of(us, ext["id"])["case"] == hotline.case_of(us, req["id"])["case"]
+
+
+def test_platform_query_deadline_passes_reminder_escalation_overdue(hotline: Hotline) -> None:
+    us, cn = hotline.us, hotline.cn
+    # A query with a fixed reply date two days out (shorter than the policy's ten).
+    now = hotline.now()
+    deadline = format_time(parse_time(now) + timedelta(days=2))
+    (q,) = post(us, "request", request("information", deadline=deadline), ["CN-CNCERT"])
+    hotline.reached(cn, q["id"])
+    assert hotline.tracked(us, q["id"])["answer_due"] == deadline
+    ack(cn, q["id"], "Duty officer Li")
+    hotline.advance(1)
+
+    hotline.advance(int(1.6 * DAY))  # past 75 % of the time: the owing side is reminded
+    owed = hotline.case_of(cn, q["id"])
+    assert "reminder:answer" in [e["kind"] for e in owed["events"]]
+    assert any(a["kind"] == "reminder" for a in cn.call("GET", "/api/v1/alarms"))
+
+    hotline.advance(int(0.5 * DAY))  # past the deadline: overdue, and the ladder climbs
+    mine = hotline.tracked(us, q["id"])
+    assert mine["overdue"] == ["answer"]
+    assert mine["level"] == "senior"
+    kinds = [e["kind"] for e in hotline.case_of(us, q["id"])["events"]]
+    assert "overdue:answer" in kinds and "escalation:senior" in kinds
+    # The signed escalation reached the other side and raised the case there too.
+    wait_until(lambda: hotline.tracked(cn, q["id"])["level"] == "senior", 30, "escalation at CN")
+    assert any(a["kind"] == "escalation" for a in cn.call("GET", "/api/v1/alarms"))
+
+    hotline.advance(4 * HOUR)  # the policy's next rung: the hotline
+    assert hotline.tracked(us, q["id"])["level"] == "hotline"
+
+
+def test_a_later_deadline_than_the_policy_allows_is_refused(hotline: Hotline) -> None:
+    late = format_time(parse_time(hotline.now()) + timedelta(days=30))
+    refused = hotline.us.api.post(
+        "/api/v1/messages",
+        json={
+            "agreement": AGREEMENT,
+            "to": ["CN-CNCERT"],
+            "type": "request",
+            "tlp": "AMBER",
+            "body": request("information", deadline=late),
+        },
+    )
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["detail"].startswith("deadline: is later than the agreement allows")
+
+
+def test_consultation(hotline: Hotline) -> None:
+    us, ru = hotline.us, hotline.ru
+    now = hotline.now()
+    body = {
+        "topic": {"lang": "en", "text": "scanning of our grid operators, to avoid misperception"},
+        "level": "senior",
+        "window_start": now,
+        "window_end": format_time(parse_time(now) + timedelta(days=1)),
+    }
+    (c,) = post(ru, "consultation", body, ["US-CISA"])
+    hotline.reached(us, c["id"])
+    ack(us, c["id"], "Senior official Smith")
+    post(us, "response", response(c["id"], "completed", "call held"))
+    hotline.advance(1)
+    wait_until(lambda: hotline.tracked(ru, c["id"])["state"] == "completed", 30, "consultation")
+
+
+def test_ping_round_with_a_party_that_does_not_answer(hotline: Hotline) -> None:
+    us, ru, cn = hotline.us, hotline.ru, hotline.cn
+    result = us.call("POST", "/api/v1/ping", json={"agreement": AGREEMENT})
+    pings = {s["to"]: s["id"] for s in result["sent"]}
+    assert set(pings) == {"RU-NCCC", "CN-CNCERT"}
+    hotline.reached(ru, pings["RU-NCCC"])
+    hotline.advance(120)
+    post(ru, "pong", {"ping": pings["RU-NCCC"], "officer": "Duty officer Orlov"})
+    hotline.advance(1)
+    hotline.advance(2 * HOUR)  # CN never answers
+    report = us.call("GET", "/api/v1/ping/report", params={"round": result["round"]})
+    by_party = {p["party"]: p for p in report["parties"]}
+    assert by_party["RU-NCCC"]["answered"] == 1
+    assert by_party["RU-NCCC"]["answer_seconds_median"] == pytest.approx(120, abs=2)
+    assert by_party["CN-CNCERT"]["unanswered"] == 1 and by_party["CN-CNCERT"]["answered"] == 0
+    assert cn.call("GET", "/api/v1/cases")  # CN holds the ping it never answered
