@@ -11,12 +11,23 @@ reached without sleeping.
 
 from __future__ import annotations
 
+import base64
+import copy
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from detente.audit import audit_report
+from detente.core.agreement import Agreement
+from detente.core.canonical import canonical
+from detente.core.checkpoint import Checkpoint, sign_checkpoint, unverified_checkpoint
+from detente.core.logentry import log_signers
 from detente.core.policy import MESSAGE_TYPES, Policy
 from detente.core.timefmt import format_time, parse_time
 from detente.node.clock import SystemClock
@@ -29,16 +40,18 @@ DAY = 24 * HOUR
 
 
 class Hotline:
-    def __init__(self, nodes: dict[str, NodeProc]) -> None:
+    def __init__(self, nodes: dict[str, NodeProc], agreement: Agreement) -> None:
         self.nodes = nodes
+        self.agreement = agreement
         self.us, self.ru, self.cn = nodes["US-CISA"], nodes["RU-NCCC"], nodes["CN-CNCERT"]
 
     def advance(self, seconds: float) -> None:
         """Move every node's clock together, then let each run what fell due."""
-        for n in self.nodes.values():
+        running = [n for n in self.nodes.values() if n.proc is not None]
+        for n in running:
             n.call("POST", "/api/v1/clock", json={"advance": seconds, "tick": False})
         for _ in range(2):  # a second pass delivers what the first one's work sent
-            for n in self.nodes.values():
+            for n in running:
                 n.call("POST", "/api/v1/clock", json={"advance": 0})
 
     def now(self) -> str:
@@ -76,7 +89,7 @@ def hotline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hotline]:
         pong_deadline=HOUR,
     )
     workdir = tmp_path_factory.mktemp("workflow")
-    nodes, _ = make_cluster(
+    nodes, agreement = make_cluster(
         workdir, ["US-CISA", "RU-NCCC", "CN-CNCERT"], policy=policy, valid_for=timedelta(days=365)
     )
     start = format_time(SystemClock().now())
@@ -84,7 +97,7 @@ def hotline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hotline]:
         n.extra_args = ["--manual-clock", start]
         n.start()
     try:
-        yield Hotline(nodes)
+        yield Hotline(nodes, agreement)
     finally:
         for n in nodes.values():
             n.stop()
@@ -306,3 +319,188 @@ def test_ping_round_with_a_party_that_does_not_answer(hotline: Hotline) -> None:
     assert by_party["RU-NCCC"]["answer_seconds_median"] == pytest.approx(120, abs=2)
     assert by_party["CN-CNCERT"]["unanswered"] == 1 and by_party["CN-CNCERT"]["answered"] == 0
     assert cn.call("GET", "/api/v1/cases")  # CN holds the ping it never answered
+
+
+# -- the accountability record -------------------------------------------------------
+
+
+def _report(node: NodeProc, counterparty: str) -> dict[str, Any]:
+    bundle: dict[str, Any] = node.call(
+        "GET",
+        "/api/v1/report",
+        params={"counterparty": counterparty, "since": "2026-01-01T00:00:00Z"},
+    )
+    return bundle
+
+
+def _audit(bundle: dict[str, Any], agreement: Any) -> Any:
+    return audit_report(copy.deepcopy(bundle), [agreement])
+
+
+def _item(bundle: dict[str, Any], message_id: str) -> dict[str, Any]:
+    return next(i for i in bundle["report"]["items"] if i["message"] == message_id)
+
+
+def test_report_and_audit_honest_and_tampered(hotline: Hotline) -> None:
+    us, ru = hotline.us, hotline.ru
+    (plain,) = post(us, "notification", notification("port scans from your AS"), ["RU-NCCC"])
+    hotline.reached(ru, plain["id"])
+    wait_until(lambda: delivered(us, plain["id"]), 30, "receipt")
+    (acked,) = post(us, "request", request("information"), ["RU-NCCC"])
+    hotline.reached(ru, acked["id"])
+    ack(ru, acked["id"], "Duty officer Volkova")
+    post(ru, "response", response(acked["id"], "declined", "no jurisdiction"))
+    hotline.advance(1)
+    wait_until(lambda: hotline.tracked(us, acked["id"])["state"] == "declined", 30, "declined")
+    for n in hotline.nodes.values():
+        n.call("POST", "/api/v1/peers/witness")
+
+    bundle = _report(us, "RU-NCCC")
+    agreement = hotline.agreement
+    honest = _audit(bundle, agreement)
+    assert honest.ok, honest.problems
+    assert honest.findings == []
+    verdicts = {v.message: v.verdict for v in honest.items}
+    assert verdicts[plain["id"]].startswith("delivered at ")
+    assert "never acknowledged" in verdicts[plain["id"]]
+    assert (
+        "acknowledged at" in verdicts[acked["id"]]
+        and "by Duty officer Volkova" in (verdicts[acked["id"]])
+    )
+    assert "answered (declined)" in verdicts[acked["id"]]
+    counts = bundle["report"]["counts"]
+    assert counts["request"]["declined"] >= 1
+    assert honest.counts == counts
+
+    # A receipt removed: the item is no longer proven delivered.
+    t1 = copy.deepcopy(bundle)
+    _item(t1, plain["id"])["receipt"] = None
+    r1 = _audit(t1, agreement)
+    assert not r1.ok and not r1.report_signed
+    v1 = next(v for v in r1.items if v.message == plain["id"])
+    assert v1.verdict.startswith("never delivered: no receipt")
+    assert any("claims delivered" in p for p in v1.problems)
+
+    # The entry removed from the author's own log (its proof dropped or altered).
+    t2 = copy.deepcopy(bundle)
+    _item(t2, plain["id"])["log"]["proof"] = list(reversed(_item(t2, plain["id"])["log"]["proof"]))
+    _item(t2, plain["id"])["log"]["leaf_index"] += 1
+    r2 = _audit(t2, agreement)
+    assert any(
+        "own log" in p for p in next(v for v in r2.items if v.message == plain["id"]).problems
+    )
+
+    # A forged acknowledgement: a reply that RU-NCCC did not sign.
+    t3 = copy.deepcopy(bundle)
+    target = _item(t3, plain["id"])
+    forged = copy.deepcopy(_item(t3, acked["id"])["replies"][0])
+    env = json.loads(base64.b64decode(forged["envelope"]))
+    env["reply_to"] = plain["id"]
+    forged["envelope"] = base64.b64encode(canonical(env)).decode()
+    target["replies"].append(forged)
+    target["claimed"]["acknowledged"] = OBSERVED
+    r3 = _audit(t3, agreement)
+    v3 = next(v for v in r3.items if v.message == plain["id"])
+    assert any("forged acknowledgement" in p for p in v3.problems)
+    assert any("claims acknowledged" in p for p in v3.problems)
+    assert "never acknowledged" in v3.verdict
+
+    # Counts that do not match the items.
+    t4 = copy.deepcopy(bundle)
+    t4["report"]["counts"]["request"]["sent"] += 45
+    r4 = _audit(t4, agreement)
+    assert any("counts do not match" in p for p in r4.problems)
+
+    # The recipient rewrote its log: a checkpoint it signed later, at the size
+    # the receipt names, has another root -> the receipt stands against it.
+    t5 = copy.deepcopy(bundle)
+    receipt_note = _item(t5, plain["id"])["receipt_checkpoint"].encode()
+    cp = unverified_checkpoint(receipt_note)
+    rewritten = sign_checkpoint(
+        Checkpoint(cp.origin, cp.size, b"\x07" * 32), log_signers("RU-NCCC", ru.home.keys())
+    )
+    t5["report"]["their_log"] = [
+        {"size": cp.size, "note": rewritten.decode(), "proof_from": None, "proof": []}
+    ]
+    r5 = _audit(t5, agreement)
+    v5 = next(v for v in r5.items if v.message == plain["id"])
+    assert any(
+        "receipt present but log entry missing: the recipient's log is inconsistent" in f
+        for f in v5.findings
+    )
+
+
+def test_report_never_delivered_and_the_cli(hotline: Hotline, tmp_path: Path) -> None:
+    us, cn = hotline.us, hotline.cn
+    cn.stop()
+    try:
+        (lost,) = post(us, "request", request("information"), ["CN-CNCERT"])
+        hotline.advance(0)
+        out = tmp_path / "report.json"
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "detente",
+                "report",
+                "--home",
+                str(us.home.path),
+                "--counterparty",
+                "CN-CNCERT",
+                "--since",
+                "2026-01-01",
+                "--out",
+                str(out),
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert run.returncode == 0, run.stderr
+        agreement_file = tmp_path / "agreement.json"
+        agreement_file.write_bytes(canonical(hotline.agreement.to_json()))
+        audit = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "detente",
+                "audit",
+                str(out),
+                "--agreement",
+                str(agreement_file),
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert audit.returncode == 0, audit.stdout + audit.stderr
+        result = json.loads(audit.stdout)
+        verdict = next(i for i in result["items"] if i["message"] == lost["id"])
+        assert verdict["verdict"].startswith("never delivered: no receipt")
+
+        bundle = json.loads(out.read_text())
+        bundle["report"]["counts"]["request"]["sent"] += 1
+        out.write_text(json.dumps(bundle))
+        tampered = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "detente",
+                "audit",
+                str(out),
+                "--agreement",
+                str(agreement_file),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert tampered.returncode == 1
+        assert "counts do not match" in tampered.stdout
+    finally:
+        cn.start()

@@ -34,11 +34,12 @@ from detente.core.envelope import Content
 from detente.core.fedrequest import verify_request
 from detente.core.keys import ed25519_public
 from detente.core.note import CosignatureV1Verifier
-from detente.core.timefmt import format_time
+from detente.core.timefmt import format_time, parse_user_time
 from detente.errors import DetenteError, EncodingError, NotAMemberError
 from detente.node import cases, queries
 from detente.node.clock import Clock, FakeClock, to_ms
 from detente.node.config import NodeHome
+from detente.node.report import build_report
 from detente.node.scheduler import Scheduler
 from detente.node.service import ROLES, Node
 from detente.node.witness import witness_name
@@ -95,7 +96,10 @@ class _TooLargeError(Exception):
 class SendRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    agreement: str = Field(description="agreement id; its current version is used")
+    agreement: str | None = Field(
+        default=None,
+        description="agreement id (its current version is used); a reply takes its case's",
+    )
     to: list[str] | None = Field(default=None, description="recipients; all other members if empty")
     type: str = Field(description="message type: notification, request, response, ...")
     tlp: str = Field(description="TLP 2.0 label: CLEAR, GREEN, AMBER, AMBER+STRICT, RED")
@@ -447,6 +451,28 @@ def create_app(home: Path, *, clock: Clock | None = None, run_scheduler: bool = 
         round: str | None = None,  # noqa: A002 - the query parameter's name
     ) -> dict[str, Any]:
         return await run(lambda: cases.ping_report(node(), now_ms(), round_id=round))  # type: ignore[no-any-return]
+
+    @app.get("/api/v1/report", tags=["workflow"])
+    async def get_report(
+        who: Annotated[tuple[str, str], Depends(role_at_least("supervisor"))],
+        counterparty: str,
+        since: str,
+        until: str | None = None,
+        exercise: bool = False,
+    ) -> dict[str, Any]:
+        """The signed accountability record towards ``counterparty`` (for ``detente audit``)."""
+        since_ms = to_ms(parse_user_time(since, field="since"))
+        until_ms = now_ms() + 1 if until is None else to_ms(parse_user_time(until, field="until"))
+        if until_ms <= since_ms:
+            raise EncodingError("until: must be after since")
+        n = node()
+        n.agreements_member_check(counterparty)
+        await run(n.latest_checkpoint)  # cover everything committed so far
+        return await run(  # type: ignore[no-any-return]
+            lambda: build_report(
+                n, n.keys, counterparty, since_ms=since_ms, until_ms=until_ms, exercise=exercise
+            )
+        )
 
     @app.post("/api/v1/tokens", tags=["client"], status_code=201)
     async def add_token(

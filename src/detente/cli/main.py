@@ -502,6 +502,332 @@ def alarms(home: HomeOpt = DEFAULT_HOME, json_out: JsonOpt = False) -> None:
         console.print("no alarms")
 
 
+# -- the workflow: cases, acknowledgements, directory, pings, report, audit -------------
+
+
+def _when(text: str, option: str) -> str:
+    """An RFC 3339 time, or a date (midnight UTC), as the API takes it."""
+    from detente.core.timefmt import format_time, parse_user_time  # noqa: PLC0415
+
+    return format_time(parse_user_time(text, field=option))
+
+
+@app.command()
+def cases(
+    home: HomeOpt = DEFAULT_HOME,
+    open_only: Annotated[bool, typer.Option("--open", help="only cases not closed")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Cases, newest first: state, ladder level, next deadline, overdue items."""
+    rows = ApiClient(home).call("GET", "/api/v1/cases", params={"open_only": open_only})
+    if json_out:
+        _print_json(rows)
+        return
+    table = Table(title="cases")
+    for column in (
+        "case",
+        "opened",
+        "type",
+        "subject",
+        "with",
+        "states",
+        "level",
+        "next",
+        "overdue",
+    ):
+        table.add_column(column)
+    for c in rows:
+        table.add_row(
+            ("[yellow]EXERCISE[/yellow] " if c["exercise"] else "") + c["case"],
+            c["opened"],
+            c["type"],
+            c["subject"],
+            ", ".join(c["counterparties"]),
+            ", ".join(f"{k} {v}" for k, v in c["states"].items()),
+            c["level"],
+            c["next_deadline"] or "",
+            f"[red]{c['overdue']}[/red]" if c["overdue"] else "0",
+        )
+    console.print(table)
+
+
+@app.command()
+def case(case_id: str, home: HomeOpt = DEFAULT_HOME, json_out: JsonOpt = False) -> None:
+    """One case: deadlines per message, every message, every event."""
+    detail = ApiClient(home).call("GET", f"/api/v1/cases/{case_id}")
+    if json_out:
+        _print_json(detail)
+        return
+    if detail["exercise"]:
+        console.print("[yellow]EXERCISE[/yellow]")
+    table = Table(title=f"case {case_id}")
+    for column in (
+        "message",
+        "type",
+        "with",
+        "state",
+        "level",
+        "ack due",
+        "acked",
+        "answer due",
+        "answered",
+        "overdue",
+    ):
+        table.add_column(column)
+    for t in detail["tracked"]:
+        table.add_row(
+            t["message"],
+            f"{t['type']} ({t['direction']})",
+            t["counterparty"],
+            t["state"],
+            t["level"],
+            t["ack_due"] or "",
+            (t["acknowledged"] or "")
+            + (f" by {t['acknowledged_by']}" if t["acknowledged_by"] else ""),
+            t["answer_due"] or "",
+            (t["answered"] or "") + (f" {t['answer_status']}" if t["answer_status"] else ""),
+            ", ".join(t["overdue"]),
+        )
+    console.print(table)
+    history = Table(title="history")
+    for column in ("at", "event", "detail"):
+        history.add_column(column)
+    for m in detail["messages"]:
+        history.add_row(
+            m["created"], f"{m['type']} {m['direction']}", f"{m['from']} -> {m['to']} {m['id']}"
+        )
+    for e in detail["events"]:
+        history.add_row(e["at"], e["kind"], e["detail"])
+    console.print(history)
+
+
+def _reply(home: Path, msg_type: str, body: dict[str, Any], json_out: bool) -> None:
+    sent = ApiClient(home).call(
+        "POST", "/api/v1/messages", json={"type": msg_type, "tlp": "AMBER", "body": body}
+    )
+    if json_out:
+        _print_json(sent)
+        return
+    for item in sent:
+        console.print(f"{msg_type} {item['id']} queued to {item['to']}")
+
+
+@app.command()
+def ack(
+    message_id: str,
+    officer: Annotated[str, typer.Option(help="your name: a person on duty acknowledges")],
+    home: HomeOpt = DEFAULT_HOME,
+    json_out: JsonOpt = False,
+) -> None:
+    """Acknowledge, as the officer on duty, that you read a message (not a machine receipt)."""
+    from detente.core.timefmt import format_time  # noqa: PLC0415
+
+    read_at = format_time(SystemClock().now())
+    _reply(home, "ack", {"message": message_id, "officer": officer, "read_at": read_at}, json_out)
+
+
+@app.command()
+def respond(
+    request_id: str,
+    status: Annotated[
+        str,
+        typer.Option(
+            help="acknowledged, need-more-information, in-progress, "
+            "action-taken, declined, completed"
+        ),
+    ],
+    details: Annotated[
+        str | None, typer.Option(help="what was done, what is needed, or why")
+    ] = None,
+    lang: Annotated[str, typer.Option(help="language of the details")] = "en",
+    home: HomeOpt = DEFAULT_HOME,
+    json_out: JsonOpt = False,
+) -> None:
+    """Answer a request (or a notification, a consultation) in its case."""
+    body: dict[str, Any] = {"request": request_id, "status": status}
+    if details:
+        body["details"] = {"lang": lang, "text": details}
+    _reply(home, "response", body, json_out)
+
+
+@app.command()
+def pong(
+    ping_id: str,
+    officer: Annotated[str, typer.Option(help="your name: only a person's answer counts")],
+    home: HomeOpt = DEFAULT_HOME,
+    json_out: JsonOpt = False,
+) -> None:
+    """Answer a ping test by hand."""
+    _reply(home, "pong", {"ping": ping_id, "officer": officer}, json_out)
+
+
+@app.command()
+def directory(
+    home: HomeOpt = DEFAULT_HOME,
+    lang: Annotated[str, typer.Option(help="language for names and titles")] = "en",
+    json_out: JsonOpt = False,
+) -> None:
+    """Points of contact per agreement: party, role, languages, hours, ladder levels."""
+    rows = ApiClient(home).call("GET", "/api/v1/directory", params={"lang": lang})
+    if json_out:
+        _print_json(rows)
+        return
+    for a in rows:
+        ladder = " -> ".join(
+            r["level"] + (f" (+{r['after']} s)" if r["after"] else "") for r in a["ladder"]
+        )
+        table = Table(title=f"{a['title']} ({a['agreement']} v{a['version']}); ladder: {ladder}")
+        for column in ("party", "name", "role", "languages", "hours", "endpoint"):
+            table.add_column(column)
+        for c in a["contacts"]:
+            table.add_row(
+                c["party"],
+                c["name"],
+                c["role"],
+                ", ".join(c["languages"]),
+                c["hours"],
+                c["endpoint"],
+            )
+        console.print(table)
+
+
+@app.command()
+def ping(
+    agreement: Annotated[str, typer.Option(help="agreement id")],
+    to: Annotated[list[str] | None, typer.Option(help="party, repeatable (default: all)")] = None,
+    report_round: Annotated[
+        str | None, typer.Option("--report", help="show the answers to this round instead")
+    ] = None,
+    home: HomeOpt = DEFAULT_HOME,
+    json_out: JsonOpt = False,
+) -> None:
+    """Ping test: each party's officer must answer by hand (detente pong); or --report ROUND."""
+    client = ApiClient(home)
+    if report_round is None:
+        result = client.call("POST", "/api/v1/ping", json={"agreement": agreement, "to": to})
+        if json_out:
+            _print_json(result)
+            return
+        console.print(
+            f"ping round {result['round']}: " + ", ".join(s["to"] for s in result["sent"])
+        )
+        return
+    report = client.call("GET", "/api/v1/ping/report", params={"round": report_round})
+    if json_out:
+        _print_json(report)
+        return
+    table = Table(title=f"ping round {report_round}")
+    for column in ("party", "sent", "answered", "median s", "p90 s", "unanswered", "pending"):
+        table.add_column(column)
+    for p in report["parties"]:
+        table.add_row(
+            p["party"],
+            str(p["sent"]),
+            str(p["answered"]),
+            "" if p["answer_seconds_median"] is None else f"{p['answer_seconds_median']:.0f}",
+            "" if p["answer_seconds_p90"] is None else f"{p['answer_seconds_p90']:.0f}",
+            str(p["unanswered"]),
+            str(p["pending"]),
+        )
+    console.print(table)
+
+
+@app.command()
+def report(
+    counterparty: Annotated[str, typer.Option(help="the other party, e.g. RU-NCCC")],
+    since: Annotated[str, typer.Option(help="start (RFC 3339 time or YYYY-MM-DD)")],
+    until: Annotated[str | None, typer.Option(help="end (default: now)")] = None,
+    exercise: Annotated[bool, typer.Option(help="report exercise traffic instead")] = False,
+    out: Annotated[Path | None, typer.Option(help="write the signed report here")] = None,
+    home: HomeOpt = DEFAULT_HOME,
+    json_out: JsonOpt = False,
+) -> None:
+    """The signed accountability record towards a counterparty (check it with detente audit)."""
+    params: dict[str, Any] = {
+        "counterparty": counterparty,
+        "since": _when(since, "--since"),
+        "exercise": exercise,
+    }
+    if until is not None:
+        params["until"] = _when(until, "--until")
+    bundle = ApiClient(home).call("GET", "/api/v1/report", params=params)
+    text = json.dumps(bundle, ensure_ascii=False, indent=1)
+    if out is not None:
+        out.write_text(text + "\n")
+    if json_out:
+        if out is None:
+            _print_json(bundle)
+        return
+    r = bundle["report"]
+    table = Table(
+        title=f"{r['party']} -> {r['counterparty']}, {r['since']} to {r['until']}"
+        + (" [EXERCISE]" if r["exercise"] else "")
+    )
+    for column in ("type", "sent", "delivered", "acknowledged", "answered", "overdue", "declined"):
+        table.add_column(column)
+    for msg_type, c in r["counts"].items():
+        table.add_row(
+            msg_type,
+            *(
+                str(c[k])
+                for k in ("sent", "delivered", "acknowledged", "answered", "overdue", "declined")
+            ),
+        )
+    console.print(table)
+    if out is not None:
+        console.print(f"signed report written to {out} ({len(r['items'])} items)")
+
+
+@app.command()
+def audit(
+    bundle: Path,
+    agreement: Annotated[
+        list[Path] | None, typer.Option(help="your copy of the agreement, repeatable")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Check a report offline, as a third party: signatures, receipts, proofs, counts."""
+    from detente.audit import audit_report  # noqa: PLC0415
+
+    try:
+        data = parse(bundle.read_bytes())
+    except FileNotFoundError:
+        raise ConfigError(f"no report at {bundle}") from None
+    result = audit_report(data, [_load_agreement(p) for p in agreement or []])
+    if json_out:
+        _print_json(result.to_json())
+    else:
+        console.print(
+            f"report by {result.party} about {result.counterparty}; agreement: "
+            f"{result.agreement_source}"
+        )
+        for item in result.items:
+            mark = (
+                "[red]✗[/red]"
+                if item.problems
+                else ("[yellow]![/yellow]" if item.findings else "✓")
+            )
+            console.print(f"{mark} {item.type} {item.message}: {item.verdict}")
+            for text in item.problems:
+                console.print(f"    [red]problem:[/red] {text}")
+            for text in item.findings:
+                console.print(f"    [yellow]finding:[/yellow] {text}")
+        for text in result.problems:
+            if not any(text.startswith(i.message) for i in result.items):
+                console.print(f"[red]problem:[/red] {text}")
+        for text in result.findings:
+            if not any(text.startswith(i.message) for i in result.items):
+                console.print(f"[yellow]finding:[/yellow] {text}")
+        n = len(result.problems)
+        console.print(
+            "[green]VERDICT: the report is authentic and every claim in it is proven[/green]"
+            if result.ok
+            else f"[red]VERDICT: the report does not hold up ({n} problem(s))[/red]"
+        )
+    if not result.ok:
+        raise typer.Exit(1)
+
+
 @token_app.command("add")
 def token_add(
     name: str,

@@ -69,6 +69,7 @@ __all__ = [
     "Content",
     "Envelope",
     "Opened",
+    "check_disclosed_content",
     "open_",
     "seal",
     "seal_keeping_plaintext",
@@ -517,7 +518,12 @@ def _verify_header(
     )
 
 
-def _check_content(envelope: Envelope, plaintext: bytes) -> Content:
+def check_disclosed_content(envelope: Envelope, plaintext: bytes) -> Content:
+    """The content ``plaintext`` holds, if it is what ``envelope``'s signed header names.
+
+    Only the content hash and type/TLP are checked here: the caller verifies
+    the envelope's signature (:func:`verify_disclosure` does both).
+    """
     if _sha256_tagged(plaintext) != envelope.content_hash:
         raise ContentHashError(f"envelope {envelope.id}: plaintext does not match content_hash")
     content = Content.from_plaintext(plaintext)
@@ -556,7 +562,7 @@ def open_(
         raise DecryptionError(
             f"envelope {envelope.id}: decryption failed (wrong key, changed header or tampering)"
         ) from exc
-    content = _check_content(envelope, plaintext)
+    content = check_disclosed_content(envelope, plaintext)
     agreement.policy.check(
         Header(envelope.type, envelope.tlp, envelope.exercise, content.personal_data)
     )
@@ -581,4 +587,4 @@ def verify_disclosure(envelope: Envelope, plaintext: bytes, agreement: Agreement
         envelope.signed_bytes(),
         what=f"envelope {envelope.id} from {envelope.from_}",
     )
-    return _check_content(envelope, plaintext)
+    return check_disclosed_content(envelope, plaintext)

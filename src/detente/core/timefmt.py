@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from detente.errors import EncodingError
 
-__all__ = ["format_time", "parse_time", "require_aware"]
+__all__ = ["format_time", "parse_time", "parse_user_time", "require_aware"]
 
 _TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
@@ -44,5 +44,24 @@ def parse_time(text: object, *, field: str = "time") -> datetime:
     try:
         # The regex fixed the one spelling; fromisoformat (C) checks the calendar.
         return datetime.fromisoformat(text[:-1] + "+00:00")  # type: ignore[index]
+    except ValueError as exc:
+        raise EncodingError(f"{field} is not a valid date and time") from exc
+
+
+_LOOSE_RE = re.compile(
+    r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2}))?$"
+)
+
+
+def parse_user_time(text: object, *, field: str = "time") -> datetime:
+    """A time a person typed: RFC 3339 with any precision and offset, or a date (UTC
+    midnight).  Never for the wire, where :func:`parse_time` keeps one spelling."""
+    if not isinstance(text, str) or not _LOOSE_RE.match(text):
+        raise EncodingError(
+            f"{field} must be a date (2026-01-31) or an RFC 3339 time (2026-01-31T12:00:00Z)"
+        )
+    value = text if "T" in text else text + "T00:00:00Z"
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
     except ValueError as exc:
         raise EncodingError(f"{field} is not a valid date and time") from exc

@@ -598,13 +598,18 @@ class Node:
         """Every other member of every current agreement."""
         return other_members(self.agreements, self.id)
 
+    def agreements_member_check(self, party: str) -> None:
+        """Raise :class:`NotAMemberError` unless ``party`` shares an agreement with us."""
+        if party not in self.peers():
+            raise NotAMemberError(f"{party} is not a member of any agreement installed here")
+
     # -- sending ---------------------------------------------------------------
 
     def send(
         self,
         content: Content,
         recipients: Sequence[str] | None,
-        agreement_id: str,
+        agreement_id: str | None,
         *,
         case: str | None = None,
         reply_to: str | None = None,
@@ -630,7 +635,7 @@ class Node:
         self,
         content: Content,
         recipients: Sequence[str] | None,
-        agreement_id: str,
+        agreement_id: str | None,
         *,
         case: str | None = None,
         reply_to: str | None = None,
@@ -662,20 +667,15 @@ class Node:
                     f"{first.field}: looks like personal data ({first.kind} {first.excerpt}); "
                     "remove it, or declare personal_data if the agreement allows it"
                 )
-        agreement = self.agreements.current(agreement_id)
-        targets = list(recipients or [m.id for m in agreement.members if m.id != self.id])
-        for recipient in targets:
-            agreement.member(recipient)
-            if recipient == self.id:
-                raise EncodingError("a node cannot send to itself")
         ref_field = REPLY_FIELDS.get(content.type)
         if content.type == "request" and "extends" in body:
             ref_field = "extends"  # an extension joins the case of the request it extends
+        found = None
         if ref_field is not None:
             ref = body[ref_field]
             with self.engine.connect() as conn:
                 found = conn.execute(
-                    select(tracked.c.case_id, tracked.c.counterparty).where(
+                    select(tracked.c.case_id, tracked.c.counterparty, tracked.c.agreement).where(
                         tracked.c.message_id == ref
                     )
                 ).first()
@@ -686,10 +686,21 @@ class Node:
             if reply_to is not None and reply_to != ref:
                 raise FormError("reply_to", f"must be {ref}, the message the {content.type} names")
             case, reply_to = found.case_id, ref
-            if recipients is None:
-                targets = [found.counterparty]
+            if agreement_id is None:
+                agreement_id = found.agreement
         elif content.type in TRACKED_TYPES and case is None:
             case = uuid7(self.clock.now())
+        if agreement_id is None:
+            raise FormError("agreement", "is required (only a reply takes its case's)")
+        agreement = self.agreements.current(agreement_id)
+        if recipients is None and found is not None:
+            targets = [found.counterparty]
+        else:
+            targets = list(recipients or [m.id for m in agreement.members if m.id != self.id])
+        for recipient in targets:
+            agreement.member(recipient)
+            if recipient == self.id:
+                raise EncodingError("a node cannot send to itself")
         return SendSpec(
             content, tuple(dict.fromkeys(targets)), agreement, case, reply_to, exercise, by
         )

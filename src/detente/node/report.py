@@ -1,0 +1,238 @@
+"""``detente report``: the accountability record towards one counterparty, signed.
+
+For every notification, request, consultation and ping this node sent the
+counterparty in a period, the report carries the evidence, not only the
+claim:
+
+- the envelope, as sent (signed by this party);
+- the counterparty's receipt for it (signed by them, with the checkpoint of
+  their log it names and the inclusion proof) — or nothing, if none came;
+- every acknowledgement and response they sent about it: their signed
+  envelope and its plaintext (a disclosure: the arbiter can check the
+  counterparty signed exactly that, e.g. ``declined`` and its grounds);
+- the envelope's inclusion proof in this node's own log, against the
+  checkpoint the report carries;
+- the counterparty's checkpoints this node witnessed over the period, with
+  the consistency proofs between them (their log only grew).
+
+Counts per message type sum up what the items claim.  The whole report is
+signed with this party's Ed25519 and ML-DSA-65 keys (domain ``report``).
+:mod:`detente.audit` checks it all offline, with only the agreement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, and_, select
+
+from detente.core.canonical import b64e, parse, signing_input
+from detente.core.keys import PartyKeys
+from detente.core.party import PartyCard
+from detente.core.timefmt import format_time
+from detente.errors import EncodingError
+from detente.node.clock import from_ms
+from detente.node.log import NodeLog
+from detente.store.schema import agreements as agreements_t
+from detente.store.schema import messages, notes, peer_checkpoints, receipts, tracked
+
+__all__ = ["REPORTED_TYPES", "REPORT_DOMAIN", "build_report", "count_items"]
+
+REPORT_DOMAIN = "report"
+REPORTED_TYPES = ("notification", "request", "consultation", "ping")
+COUNTS = ("sent", "delivered", "acknowledged", "answered", "overdue", "declined")
+
+
+class _Node(Protocol):
+    engine: Engine
+    card: PartyCard
+    log: NodeLog
+
+    def latest_checkpoint(self) -> tuple[bytes, int]: ...
+
+
+def _t(ms: int | None) -> str | None:
+    return None if ms is None else format_time(from_ms(ms))
+
+
+def count_items(items: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """The counts a report's items imply (per type): what ``audit`` recomputes too."""
+    counts: dict[str, dict[str, int]] = {}
+    for item in items:
+        c = counts.setdefault(item["type"], dict.fromkeys(COUNTS, 0))
+        claimed = item["claimed"]
+        c["sent"] += 1
+        c["delivered"] += claimed["delivered"] is not None
+        c["acknowledged"] += claimed["acknowledged"] is not None
+        c["answered"] += claimed["answered"] is not None
+        c["overdue"] += bool(claimed["overdue"])
+        c["declined"] += claimed["status"] == "declined"
+    return counts
+
+
+def build_report(
+    node: _Node,
+    keys: PartyKeys,
+    counterparty: str,
+    *,
+    since_ms: int,
+    until_ms: int,
+    exercise: bool = False,
+) -> dict[str, Any]:
+    """The signed report of what this node sent ``counterparty`` in [since, until)."""
+    me = node.card.id
+    note, size = node.latest_checkpoint()
+    t, m = tracked.c, messages.c
+    with node.engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                tracked,
+                m.envelope,
+                m.log_index,
+                receipts.c.receipt,
+                notes.c.note,
+            )
+            .join(messages, m.id == t.message_id)
+            .outerjoin(
+                receipts,
+                and_(receipts.c.message_id == t.message_id, receipts.c.direction == "got"),
+            )
+            .outerjoin(notes, notes.c.hash == receipts.c.checkpoint_hash)
+            .where(
+                and_(
+                    t.direction == "out",
+                    t.counterparty == counterparty,
+                    t.type.in_(REPORTED_TYPES),
+                    t.exercise == exercise,
+                    t.sent_at >= since_ms,
+                    t.sent_at < until_ms,
+                )
+            )
+            .order_by(t.sent_at, t.message_id)
+        ).all()
+        ids = [r.message_id for r in rows]
+        replies: dict[str, list[dict[str, str]]] = {}
+        for chunk in range(0, len(ids), 500):
+            for reply in conn.execute(
+                select(m.reply_to, m.envelope, m.plaintext)
+                .where(
+                    and_(
+                        m.reply_to.in_(ids[chunk : chunk + 500]),
+                        m.direction == "in",
+                        m.sender == counterparty,
+                        m.type.in_(("ack", "response", "pong")),
+                    )
+                )
+                .order_by(m.created, m.id)
+            ):
+                replies.setdefault(reply.reply_to, []).append(
+                    {
+                        "envelope": b64e(bytes(reply.envelope)),
+                        "plaintext": b64e(bytes(reply.plaintext)),
+                    }
+                )
+        refs = sorted({r.agreement for r in rows})
+        docs = {
+            f"{a_id}@{version}": bytes(doc)
+            for a_id, version, doc in conn.execute(
+                select(agreements_t.c.id, agreements_t.c.version, agreements_t.c.document)
+            )
+        }
+        chain = conn.execute(
+            select(
+                peer_checkpoints.c.size,
+                peer_checkpoints.c.note,
+                peer_checkpoints.c.proof_from,
+                peer_checkpoints.c.proof,
+            )
+            .where(peer_checkpoints.c.peer == counterparty)
+            .order_by(peer_checkpoints.c.size)
+        ).all()
+    items = []
+    for r in rows:
+        overdue = any(
+            due is not None and done is None and due <= until_ms
+            for due, done in ((r.ack_due, r.acked_at), (r.answer_due, r.answered_at))
+        ) and r.state not in ("declined", "completed")
+        log_proof = None
+        if r.log_index < size:
+            log_proof = {
+                "leaf_index": r.log_index,
+                "proof": [b64e(h) for h in node.log.inclusion_proof(r.log_index, size)],
+            }
+        items.append(
+            {
+                "message": r.message_id,
+                "case": r.case_id,
+                "type": r.type,
+                "subject": r.subject,
+                "sent": _t(r.sent_at),
+                "ack_due": _t(r.ack_due),
+                "answer_due": _t(r.answer_due),
+                "claimed": {
+                    "delivered": _t(r.delivered_at),
+                    "acknowledged": _t(r.acked_at),
+                    "answered": _t(r.answered_at),
+                    "status": r.answer_status,
+                    "overdue": overdue,
+                },
+                "envelope": b64e(bytes(r.envelope)),
+                "receipt": None if r.receipt is None else b64e(bytes(r.receipt)),
+                "receipt_checkpoint": None if r.note is None else bytes(r.note).decode(),
+                "replies": replies.get(r.message_id, []),
+                "log": log_proof,
+            }
+        )
+    # Their witnessed log: the checkpoints from the first one a receipt names on.
+    first = min(
+        (
+            int(note_size)
+            for note_size in (
+                _note_size(i["receipt_checkpoint"]) for i in items if i["receipt_checkpoint"]
+            )
+        ),
+        default=None,
+    )
+    their_log = []
+    for c_size, c_note, proof_from, proof in chain:
+        if first is not None and c_size < first and c_size != chain[-1][0]:
+            continue
+        their_log.append(
+            {
+                "size": int(c_size),
+                "note": bytes(c_note).decode(),
+                "proof_from": proof_from,
+                "proof": [b64e(bytes(proof[i : i + 32])) for i in range(0, len(proof or b""), 32)],
+            }
+        )
+    report = {
+        "v": 1,
+        "party": me,
+        "counterparty": counterparty,
+        "since": _t(since_ms),
+        "until": _t(until_ms),
+        "exercise": exercise,
+        "agreements": [
+            parse(doc) for ref, doc in sorted(docs.items()) if ref.split("@")[0] in refs
+        ],
+        "counts": count_items(items),
+        "items": items,
+        "our_checkpoint": note.decode(),
+        "their_log": their_log,
+    }
+    data = signing_input(REPORT_DOMAIN, report)
+    return {
+        "report": report,
+        "signatures": {
+            "ed25519": b64e(keys.sign_ed25519(data)),
+            "ml_dsa_65": b64e(keys.sign_mldsa65(data)),
+        },
+    }
+
+
+def _note_size(note: str) -> int:
+    lines = note.split("\n")
+    if len(lines) < 2 or not lines[1].isdigit():
+        raise EncodingError("a stored checkpoint note has no size line")
+    return int(lines[1])
