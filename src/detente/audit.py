@@ -191,11 +191,24 @@ def audit_report(bundle: Any, agreements: Sequence[Agreement] = ()) -> AuditResu
 
     cache: dict[str, Checkpoint] = {}
     until = parse_time(_get(report, "until", str, "report"), field="report.until")
+    notes = _get(report, "receipt_checkpoints", dict, "report")
     verdicts = []
     for i, raw in enumerate(items_raw):
         try:
             verdicts.append(
-                _item(raw, i, party, counterparty, by_ref, author, ours, their_roots, cache, until)
+                _item(
+                    raw,
+                    i,
+                    party,
+                    counterparty,
+                    by_ref,
+                    author,
+                    ours,
+                    their_roots,
+                    cache,
+                    until,
+                    notes,
+                )
             )
         except (DetenteError, KeyError, TypeError, ValueError) as exc:
             problems.append(f"item {i}: malformed ({exc})")
@@ -274,11 +287,12 @@ def _item(
     their_roots: Mapping[int, bytes],
     cache: dict[str, Checkpoint],
     until: datetime,
+    notes: Mapping[str, str],
 ) -> ItemVerdict:
     where = f"item {i}"
     message = _get(raw, "message", str, where)
     claimed = _get(raw, "claimed", dict, where)
-    env = Envelope.from_bytes(b64d(_get(raw, "envelope", str, where)))
+    env = Envelope.from_json(_get(raw, "envelope", dict, where))
     v = ItemVerdict(message, str(raw.get("type")), "", {})
     proven: dict[str, Any] = {
         "delivered": None,
@@ -315,10 +329,11 @@ def _item(
             v.problems.append(f"not in {party}'s own log as its checkpoint shows")
 
     # -- delivered: their receipt ---------------------------------------------------
-    receipt_b64, note = raw.get("receipt"), raw.get("receipt_checkpoint")
+    receipt_obj = raw.get("receipt")
     receipt_ok = False
-    if receipt_b64 is not None:
-        receipt = Receipt.from_bytes(b64d(receipt_b64))
+    if receipt_obj is not None:
+        receipt = Receipt.from_json(receipt_obj)
+        note = notes.get(receipt.checkpoint_hash)
         try:
             if note is None:
                 raise VerificationError("the checkpoint it names is not in the report")
@@ -348,7 +363,7 @@ def _item(
     valid: list[tuple[Envelope, Content]] = []
     for k, reply in enumerate(raw.get("replies", [])):
         try:
-            r_env = Envelope.from_bytes(b64d(reply["envelope"]))
+            r_env = Envelope.from_json(reply["envelope"])
             content = _disclosed(r_env, b64d(reply["plaintext"]), agreements, counterparty, party)
             if r_env.reply_to != message:
                 raise VerificationError(f"it answers {r_env.reply_to}, not this message")

@@ -162,3 +162,20 @@ def test_personal_data_detector_flags(text: str, kind: str) -> None:
 )
 def test_personal_data_detector_leaves_technical_data_alone(text: str) -> None:
     assert personal_data_findings({"activity": {"lang": "en", "text": text}}) == []
+
+
+def test_personal_data_detector_reads_free_text_not_codes() -> None:
+    # Message ids and times are codes: their digit runs are not national ids.
+    ack = {
+        "message": "01a20fb5-7365-7123-8123-456789012345",
+        "officer": "Duty officer",
+        "read_at": "2026-11-24T12:00:00.000Z",
+    }
+    validate("ack", ack)
+    assert personal_data_findings(ack, "ack") == []
+    # The same number in free text is flagged.
+    body = {"facts": {"lang": "en", "text": "subscriber 7365 1234 5678"}}
+    assert [f.kind for f in personal_data_findings(body, "request")] == ["national-id"]
+    # A short free-text field is read too.
+    where = {"data_location": "mailbox ivan.petrov@example.ru"}
+    assert [f.field for f in personal_data_findings(where, "request")] == ["data_location"]

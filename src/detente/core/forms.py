@@ -175,6 +175,7 @@ def _list_of(item: Check, *, min_items: int = 0, max_items: int = 1000) -> Check
         for i, element in enumerate(value):
             item(element, f"{path}[{i}]")
 
+    check.item = item  # type: ignore[attr-defined]  # what the list holds (_free_text reads it)
     return check
 
 
@@ -361,15 +362,40 @@ def _strings(value: Any, path: str) -> list[tuple[str, str]]:
     return []
 
 
-def personal_data_findings(body: Mapping[str, Any]) -> list[PersonalDataFinding]:
+_FREE_TEXT_CHECKS = {_text, _short}
+
+
+def _free_text(message_type: str | None, body: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The strings of ``body`` a person wrote: free text and short descriptions.
+
+    Codes, times, message ids and STIX bundles are not free text (a UUID's
+    digit runs are not a national id); with an unknown type every string is.
+    """
+    form = FORMS.get(message_type or "")
+    if form is None:
+        return _strings(body, "")
+    out: list[tuple[str, str]] = []
+    for name, value in body.items():
+        spec = form.get(name)
+        check = spec.check if spec is not None else None
+        if check in _FREE_TEXT_CHECKS or getattr(check, "item", None) in _FREE_TEXT_CHECKS:
+            out.extend(_strings(value, name))
+    return out
+
+
+def personal_data_findings(
+    body: Mapping[str, Any], message_type: str | None = None
+) -> list[PersonalDataFinding]:
     """E-mail addresses, telephone numbers and national-id-like numbers in ``body``.
 
-    A warning, not a proof: it errs towards flagging (an IP address is not
-    flagged as a phone number; a long digit run may be).  The officer either
-    removes the data or declares it, and the agreement decides.
+    Only the free text of a ``message_type`` form is read (all strings if the
+    type is not given).  A warning, not a proof: it errs towards flagging (an
+    IP address is not flagged as a phone number; a long digit run may be).
+    The officer either removes the data or declares it, and the agreement
+    decides.
     """
     found: list[PersonalDataFinding] = []
-    for path, text in _strings(body, ""):
+    for path, text in _free_text(message_type, body):
         found.extend(
             PersonalDataFinding(path, "email", _mask(m.group())) for m in _EMAIL.finditer(text)
         )

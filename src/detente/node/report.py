@@ -4,9 +4,11 @@ For every notification, request, consultation and ping this node sent the
 counterparty in a period, the report carries the evidence, not only the
 claim:
 
-- the envelope, as sent (signed by this party);
-- the counterparty's receipt for it (signed by them, with the checkpoint of
-  their log it names and the inclusion proof) — or nothing, if none came;
+- the envelope, as sent (signed by this party; envelopes and receipts are
+  canonical JSON, so the objects reproduce the signed bytes);
+- the counterparty's receipt for it (signed by them, with the inclusion
+  proof) — or nothing, if none came; the checkpoints of their log that
+  receipts name are kept once, by hash, in ``receipt_checkpoints``;
 - every acknowledgement and response they sent about it: their signed
   envelope and its plaintext (a disclosure: the arbiter can check the
   counterparty signed exactly that, e.g. ``declined`` and its grounds);
@@ -30,6 +32,7 @@ from sqlalchemy import Engine, and_, select
 from detente.core.canonical import b64e, parse, signing_input
 from detente.core.keys import PartyKeys
 from detente.core.party import PartyCard
+from detente.core.receipt import note_hash
 from detente.core.timefmt import format_time
 from detente.errors import EncodingError
 from detente.node.clock import from_ms
@@ -128,7 +131,7 @@ def build_report(
             ):
                 replies.setdefault(reply.reply_to, []).append(
                     {
-                        "envelope": b64e(bytes(reply.envelope)),
+                        "envelope": parse(bytes(reply.envelope)),
                         "plaintext": b64e(bytes(reply.plaintext)),
                     }
                 )
@@ -150,6 +153,7 @@ def build_report(
             .order_by(peer_checkpoints.c.size)
         ).all()
     items = []
+    receipt_notes: dict[str, str] = {}  # shared by the receipts of one delivery: kept once
     for r in rows:
         overdue = any(
             due is not None and done is None and due <= until_ms
@@ -177,23 +181,16 @@ def build_report(
                     "status": r.answer_status,
                     "overdue": overdue,
                 },
-                "envelope": b64e(bytes(r.envelope)),
-                "receipt": None if r.receipt is None else b64e(bytes(r.receipt)),
-                "receipt_checkpoint": None if r.note is None else bytes(r.note).decode(),
+                "envelope": parse(bytes(r.envelope)),
+                "receipt": None if r.receipt is None else parse(bytes(r.receipt)),
                 "replies": replies.get(r.message_id, []),
                 "log": log_proof,
             }
         )
+        if r.note is not None:
+            receipt_notes.setdefault(note_hash(bytes(r.note)), bytes(r.note).decode())
     # Their witnessed log: the checkpoints from the first one a receipt names on.
-    first = min(
-        (
-            int(note_size)
-            for note_size in (
-                _note_size(i["receipt_checkpoint"]) for i in items if i["receipt_checkpoint"]
-            )
-        ),
-        default=None,
-    )
+    first = min((_note_size(n) for n in receipt_notes.values()), default=None)
     their_log = []
     for c_size, c_note, proof_from, proof in chain:
         if first is not None and c_size < first and c_size != chain[-1][0]:
@@ -218,6 +215,7 @@ def build_report(
         ],
         "counts": count_items(items),
         "items": items,
+        "receipt_checkpoints": receipt_notes,
         "our_checkpoint": note.decode(),
         "their_log": their_log,
     }

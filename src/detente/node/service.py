@@ -660,7 +660,7 @@ class Node:
         validate_form(content.type, body)
         validate_stix(content.type, body)
         if not content.personal_data:
-            findings = personal_data_findings(content.body)
+            findings = personal_data_findings(content.body, content.type)
             if findings:
                 first = findings[0]
                 raise PersonalDataNotAllowedError(
