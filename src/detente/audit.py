@@ -360,11 +360,13 @@ def _item(
 
     # -- acknowledged / answered: their signed replies -----------------------------
     acked_by = None
-    valid: list[tuple[Envelope, Content]] = []
+    valid: list[tuple[Envelope, Content | None]] = []
     for k, reply in enumerate(raw.get("replies", [])):
         try:
             r_env = Envelope.from_json(reply["envelope"])
-            content = _disclosed(r_env, b64d(reply["plaintext"]), agreements, counterparty, party)
+            withheld = reply.get("plaintext") is None
+            plaintext = None if withheld else b64d(reply["plaintext"])
+            content = _disclosed(r_env, plaintext, agreements, counterparty, party)
             if r_env.reply_to != message:
                 raise VerificationError(f"it answers {r_env.reply_to}, not this message")
         except (DetenteError, KeyError, TypeError) as exc:
@@ -375,11 +377,12 @@ def _item(
     valid.sort(key=lambda rc: (rc[0].created, rc[0].type != "ack"))
     for r_env, content in valid:
         at = r_env.created
-        status = content.body.get("status") if r_env.type == "response" else None
+        body = content.body if content is not None else {}
+        status = body.get("status", "withheld") if r_env.type == "response" else None
         if proven["acknowledged"] is None:
             proven["acknowledged"] = at
         if acked_by is None and r_env.type in ("ack", "pong"):
-            acked_by = content.body.get("officer")
+            acked_by = body.get("officer")
         if r_env.type == "pong" or (status is not None and status != "acknowledged"):
             if proven["answered"] is None:
                 proven["answered"] = at
@@ -405,24 +408,33 @@ def _item(
     for key in ("delivered", "acknowledged", "answered"):
         if claimed.get(key) is not None and proven[key] is None:
             v.problems.append(f"claims {key} at {claimed[key]}, but nothing proves it")
-    if claimed.get("status") is not None and claimed.get("status") != proven["status"]:
+    withheld = proven["status"] == "withheld"
+    if withheld:
+        proven["status"] = None  # not disclosed: the claimed status stands unproven
+    elif claimed.get("status") is not None and claimed.get("status") != proven["status"]:
         v.problems.append(
             f"claims the answer was {claimed['status']}, the signed answers say {proven['status']}"
         )
     if claimed.get("delivered") is None and receipt_ok:
         v.problems.append("holds a valid receipt but does not claim delivery")
     v.verdict = _sentence(proven, acked_by, raw, receipt_ok)
+    if withheld:
+        v.verdict += " (the answer's content is withheld under its handling labels)"
     return v
 
 
 def _disclosed(
     env: Envelope,
-    plaintext: bytes,
+    plaintext: bytes | None,
     agreements: Mapping[str, Agreement],
     sender: str,
     recipient: str,
-) -> Content:
-    """A reply signed by ``sender``, and the plaintext it signed (no decryption needed)."""
+) -> Content | None:
+    """A reply signed by ``sender``, and the plaintext it signed (no decryption needed).
+
+    None when the content was withheld under its handling labels: the signed
+    header still proves the reply's type, time and what it answers.
+    """
     agreement = agreements.get(env.agreement)
     if agreement is None:
         raise VerificationError(f"names agreement {env.agreement}, not given")
@@ -430,6 +442,8 @@ def _disclosed(
         raise VerificationError(f"is from {env.from_} to {env.to}")
     card = agreement.member(sender)
     verify_ed25519(card.keys.ed25519, env.sig, env.signed_bytes(), what=f"{env.type} {env.id}")
+    if plaintext is None:
+        return None
     return check_disclosed_content(env, plaintext)
 
 

@@ -104,3 +104,29 @@ def test_openapi_is_served(node: NodeProc) -> None:
     ):
         assert path in spec["paths"], path
     assert httpx.get(node.base + "/docs").status_code == 200
+
+
+def test_stix_bundle_that_does_not_validate_is_refused(node: NodeProc) -> None:
+    before = node.call("GET", "/api/v1/messages", params={"direction": "out"})
+    indicator = {
+        "type": "indicator",
+        "spec_version": "2.1",
+        "id": "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+        "created": "2026-11-24T10:00:00.000Z",
+        "modified": "2026-11-24T10:00:00.000Z",
+        "pattern": "[ipv4-addr:value = '198.51.100.23'",  # the bracket is not closed
+        "pattern_type": "stix",
+        "valid_from": "2026-11-24T10:00:00Z",
+    }
+    bundle = {
+        "type": "bundle",
+        "id": "bundle--5d0092c5-5f74-4287-9642-33f4c354e56d",
+        "objects": [indicator],
+    }
+    response = _post(node, {**notification(), "indicators": bundle})
+    assert response.status_code == 400, response.text
+    detail = response.json()["detail"]
+    assert detail.startswith(
+        "indicators.objects[0] (indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f).pattern: "
+    )
+    assert node.call("GET", "/api/v1/messages", params={"direction": "out"}) == before

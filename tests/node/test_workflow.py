@@ -502,3 +502,22 @@ def test_report_never_delivered_and_the_cli(hotline: Hotline, tmp_path: Path) ->
         assert "counts do not match" in tampered.stdout
     finally:
         cn.start()
+
+
+def test_report_withholds_content_its_handling_labels_forbid(hotline: Hotline) -> None:
+    us, ru = hotline.us, hotline.ru
+    (req,) = post(us, "request", request("investigation"), ["RU-NCCC"])
+    hotline.reached(ru, req["id"])
+    ack(ru, req["id"], "Duty officer Volkova")
+    restricted = {**response(req["id"], "in-progress", "suspects identified"), "handling": ["H2"]}
+    post(ru, "response", restricted)
+    hotline.advance(1)
+    wait_until(lambda: hotline.tracked(us, req["id"])["state"] == "in-progress", 30, "answer")
+    bundle = _report(us, "RU-NCCC")
+    replies = _item(bundle, req["id"])["replies"]
+    shown = {r["envelope"]["type"]: "plaintext" in r for r in replies}
+    assert shown == {"ack": True, "response": False}  # the H2 answer is not passed on
+    result = _audit(bundle, hotline.agreement)
+    assert result.ok, result.problems
+    verdict = next(v for v in result.items if v.message == req["id"]).verdict
+    assert "withheld under its handling labels" in verdict

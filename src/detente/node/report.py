@@ -11,7 +11,9 @@ claim:
   receipts name are kept once, by hash, in ``receipt_checkpoints``;
 - every acknowledgement and response they sent about it: their signed
   envelope and its plaintext (a disclosure: the arbiter can check the
-  counterparty signed exactly that, e.g. ``declined`` and its grounds);
+  counterparty signed exactly that, e.g. ``declined`` and its grounds) —
+  unless the reply's own labels forbid passing it on (TLP:RED, handling H2
+  or H3): then the signed envelope alone, which proves that and when;
 - the envelope's inclusion proof in this node's own log, against the
   checkpoint the report carries;
 - the counterparty's checkpoints this node witnessed over the period, with
@@ -30,6 +32,7 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, and_, select
 
 from detente.core.canonical import b64e, parse, signing_input
+from detente.core.envelope import Content
 from detente.core.keys import PartyKeys
 from detente.core.party import PartyCard
 from detente.core.receipt import note_hash
@@ -129,12 +132,11 @@ def build_report(
                 )
                 .order_by(m.created, m.id)
             ):
-                replies.setdefault(reply.reply_to, []).append(
-                    {
-                        "envelope": parse(bytes(reply.envelope)),
-                        "plaintext": b64e(bytes(reply.plaintext)),
-                    }
-                )
+                plaintext = bytes(reply.plaintext)
+                entry: dict[str, Any] = {"envelope": parse(bytes(reply.envelope))}
+                if _may_disclose(plaintext):
+                    entry["plaintext"] = b64e(plaintext)
+                replies.setdefault(reply.reply_to, []).append(entry)
         refs = sorted({r.agreement for r in rows})
         docs = {
             f"{a_id}@{version}": bytes(doc)
@@ -227,6 +229,19 @@ def build_report(
             "ml_dsa_65": b64e(keys.sign_mldsa65(data)),
         },
     }
+
+
+def _may_disclose(plaintext: bytes) -> bool:
+    """Whether a reply's content may go into a report, under its own handling labels.
+
+    TLP:RED, and Europol handling codes H2 (not to be passed on without
+    permission) and H3 (other restrictions), keep the content out: the
+    report then carries the signed envelope only, which proves that an
+    answer came and when, not what it said.
+    """
+    content = Content.from_plaintext(plaintext)
+    handling = content.body.get("handling", [])
+    return content.tlp != "RED" and not {"H2", "H3"} & set(handling)
 
 
 def _note_size(note: str) -> int:

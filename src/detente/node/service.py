@@ -797,11 +797,13 @@ class Node:
                     if dup is not None:
                         items.append(dup)
                         continue
-                    items.append(
-                        open_(
-                            env, me=self.id, my_keys=self.keys, agreements=self.agreements, now=now
-                        )
+                    opened = open_(
+                        env, me=self.id, my_keys=self.keys, agreements=self.agreements, now=now
                     )
+                    # The sender's node checked the form too; a peer that did not is refused.
+                    validate_form(opened.content.type, dict(opened.content.body))
+                    validate_stix(opened.content.type, opened.content.body)
+                    items.append(opened)
                 except DetenteError as exc:
                     raise DeliveryRefusedError(i, env.id, exc) from exc
         try:
