@@ -1110,6 +1110,8 @@ class Node:
             )
             total.notices.extend(result.notices)
             total.looked_at += result.looked_at
+            for kind, peer, detail in result.notices:
+                log.info("%s (%s): %s", kind, peer, detail)
             for esc in result.escalations:
                 self._escalate(esc)
             total.escalations.extend(result.escalations)
