@@ -49,6 +49,7 @@ from detente.store.schema import (
     peer_checkpoints,
     receipts,
 )
+from forms_examples import notification
 from node.cluster import NodeProc, make_cluster
 
 US, RU, CN = "US-CISA", "RU-NCCC", "CN-CNCERT"
@@ -82,10 +83,12 @@ class Env:
     http: httpx.Client
     seqs: Iterator[int]
 
-    def envelope(self, *, seq: int | None = None, to: str = RU) -> dict[str, Any]:
+    def envelope(
+        self, *, seq: int | None = None, to: str = RU, body: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """A valid envelope US-CISA sealed to ``to`` (by default one RU never stores)."""
         env = seal(
-            Content("notification", "AMBER", {"text": "bad-input test"}),
+            Content("notification", "AMBER", body or notification("bad-input test")),
             sender=US,
             sender_keys=self.us_keys,
             recipient=to,
@@ -611,3 +614,13 @@ def test_resend_refuses_bad_seqs(env: Env, attack: str, seqs: Any) -> None:
 )
 def test_resend_refuses_malformed_body(env: Env, attack: str, body: bytes, detail: str) -> None:
     refused(env, post_raw(env, RESEND, body), detail=detail)
+
+
+def test_deliver_refuses_a_sealed_envelope_whose_form_is_bad(env: Env) -> None:
+    """A peer whose node did not check its form: refused by the recipient, nothing stored."""
+    before = env.counts()
+    bad = env.envelope(body={**notification(), "severity": 9})
+    response = post_json(env, DELIVER, {"envelopes": [bad], "known_size": None})()
+    assert response.status_code == 400, response.text
+    assert "severity: must be an integer from 0 to 5" in response.json()["detail"]
+    assert env.counts() == before

@@ -217,11 +217,12 @@ def create_app(home: Path, *, clock: Clock | None = None, run_scheduler: bool = 
             """Only on a node started with --manual-clock: move time on, run what is due."""
             manual.advance(req.advance)
             if not req.tick:
-                return {"now": format_time(manual.now())}
+                return {"now": format_time(manual.now()), "next_due_ms": None}
             await state["scheduler"].tick()
             await anyio.to_thread.run_sync(node().workflow_tick)
-            await state["scheduler"].delivery.deliver_due()
-            return {"now": format_time(manual.now())}
+            await state["scheduler"].delivery.settle()
+            due = await run(node().next_workflow_due_ms)
+            return {"now": format_time(manual.now()), "next_due_ms": due}
 
     @app.get("/federation/v1/card", tags=["federation"])
     async def card() -> dict[str, Any]:

@@ -25,6 +25,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from detente.cli.exercise import exercise_app
 from detente.core.agreement import Agreement
 from detente.core.canonical import parse
 from detente.core.keys import format_fingerprint
@@ -47,6 +48,7 @@ token_app = typer.Typer(help="Client API tokens.", no_args_is_help=True)
 app.add_typer(agreement_app, name="agreement")
 app.add_typer(log_app, name="log")
 app.add_typer(token_app, name="token")
+app.add_typer(exercise_app, name="exercise")
 
 console = Console()
 err_console = Console(stderr=True)

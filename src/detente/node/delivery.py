@@ -69,6 +69,19 @@ class DeliveryWorker:
                     self._busy.add(recipient)
                     tg.start_soon(self._channel, recipient)
 
+    async def settle(self, timeout: float = 30.0) -> None:
+        """Deliver what is due and wait for deliveries already in flight to finish.
+
+        For a clock a test or an exercise moves by hand: after a step, every
+        receipt is recorded at that step's time, not the next one's.
+        """
+        with anyio.move_on_after(timeout):
+            while True:
+                await self.deliver_due()
+                if not self._busy:
+                    return
+                await anyio.sleep(0.005)
+
     async def _channel(self, recipient: str) -> None:
         """Deliver a channel's backlog, pipelined.
 

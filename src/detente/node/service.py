@@ -1120,6 +1120,12 @@ class Node:
         self._scheduled_pings(current)
         return total
 
+    def next_workflow_due_ms(self) -> int | None:
+        """When the workflow next has something to do (a reminder, a deadline, a rung)."""
+        with self.engine.connect() as conn:
+            due = conn.execute(select(func.min(tracked.c.next_check))).scalar_one_or_none()
+        return None if due is None else int(due)
+
     def _escalate(self, esc: workflow.Escalation) -> None:
         with self.engine.connect() as conn:
             tlp = conn.execute(

@@ -1,0 +1,99 @@
+"""``detente exercise``: check a scenario, run it on a compressed clock, write the report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from detente.exercise.scenario import load_scenario
+
+exercise_app = typer.Typer(
+    help="Rehearse the hotline: scenarios on a compressed clock, after-action reports.",
+    no_args_is_help=True,
+)
+console = Console()
+
+
+@exercise_app.command("check")
+def check(scenario: Path) -> None:
+    """Check a scenario file (schema, parties, forms); errors name the line."""
+    s = load_scenario(scenario)
+    console.print(
+        f"{scenario}: {s.name} — {len(s.parties)} parties, {len(s.injects)} injects, "
+        f"{s.duration / 3600:.1f} h of scenario time"
+    )
+
+
+@exercise_app.command("run")
+def run(
+    scenario: Path,
+    speed: Annotated[
+        float,
+        typer.Option(help="scenario seconds per real second (60: a minute a second; 0: flat out)"),
+    ] = 60.0,
+    out: Annotated[Path | None, typer.Option(help="where to write the report")] = None,
+    seed: Annotated[int | None, typer.Option(help="the officers' random seed")] = None,
+    keep: Annotated[bool, typer.Option(help="keep the nodes' directories")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Run a scenario with real node processes on 127.0.0.1 and write the after-action report.
+
+    Exits 1 if a message was lost, an audit failed or the scenario's expectations
+    were not met.
+    """
+    from detente.exercise.aar import write_aar  # noqa: PLC0415
+    from detente.exercise.runner import ExerciseRun  # noqa: PLC0415
+
+    s = load_scenario(scenario)
+    target = out or Path(f"exercise-{scenario.stem}")
+    workdir = Path(tempfile.mkdtemp(prefix="detente-exercise-"))
+    quiet = json_out or not console.is_terminal
+    progress = Progress(
+        TextColumn("[yellow]EXERCISE[/yellow] {task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[counters]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
+    )
+    task = progress.add_task(s.name, total=1.0, counters="")
+
+    def on_progress(done: float, counters: dict[str, int]) -> None:
+        text = " ".join(f"{k} {v}" for k, v in counters.items())
+        progress.update(task, completed=done, counters=text)
+
+    exercise = ExerciseRun(s, workdir, speed=speed, seed=seed, on_progress=on_progress)
+    try:
+        with progress:
+            exercise.setup()
+            result = exercise.run()
+    finally:
+        exercise.stop()
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    aar, failures = write_aar(result, target)
+    if json_out:
+        console.print_json(json.dumps({k: v for k, v in aar.items() if k != "timeline"}))
+    else:
+        d = aar["deadlines"]
+        console.print(
+            f"[yellow]EXERCISE[/yellow] {s.name}: {aar['messages_sent']} messages, "
+            f"{aar['messages_lost']} lost; acknowledgements {d['ack_met']} in time, "
+            f"{d['ack_missed']} late or missing; answers {d['answer_met']} in time, "
+            f"{d['answer_missed']} late or missing; {aar['escalations']} escalation(s); "
+            f"audit {'holds up' if aar['audit']['ok'] else 'FAILED'}"
+        )
+        for failure in failures:
+            console.print(f"[red]expectation not met:[/red] {failure}")
+        console.print(f"report: {target / 'report.md'} (and report.json, *.png)")
+        if keep:
+            console.print(f"nodes kept in {workdir}")
+    if failures or aar["messages_lost"]:
+        raise typer.Exit(1)

@@ -1,0 +1,1 @@
+"""Exercises: rehearse the hotline on a compressed clock and report what happened."""
