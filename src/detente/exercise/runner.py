@@ -33,15 +33,16 @@ import httpx
 
 from detente.cli.demo import create_node, free_port, wait_healthy
 from detente.core.agreement import Agreement
+from detente.core.case import REPLY_FIELDS
 from detente.core.timefmt import format_time, parse_user_time
 from detente.errors import DeliveryError
-from detente.exercise.scenario import Delay, Inject, Scenario
+from detente.exercise.scenario import Delay, Inject, Scenario, resolve_times
 from detente.node.clock import SystemClock
 from detente.node.config import NodeHome
 
 __all__ = ["ExerciseRun", "RunResult"]
 
-MAX_STEP = 15 * 60.0  # seconds of scenario time between looks, at most
+MAX_STEP = 3600.0  # scenario seconds between looks, at most (flat out)
 ANSWERED_TYPES = ("request", "consultation")
 
 
@@ -108,6 +109,7 @@ class ExerciseRun:
         self.queue: list[tuple[float, int, str, Any]] = []
         self._seq = 0
         self.injected: list[dict[str, Any]] = []
+        self.sent_by_inject: dict[int, dict[str, Any]] = {}
         self.actions: list[dict[str, Any]] = []
         self.answers: dict[str, Inject] = {}  # message id -> the inject it came from
         self.counters = {"injected": 0, "acks": 0, "answers": 0, "pongs": 0}
@@ -169,8 +171,8 @@ class ExerciseRun:
                 timeout=60,
                 headers={"authorization": f"Bearer {n.home.cli_token()}"},
             )
-        for inject in s.injects:
-            self._push(inject.at, "inject", inject)
+        for index, inject in enumerate(s.injects):
+            self._push(inject.at, "inject", (index, inject))
 
     def stop(self) -> None:
         for n in self.nodes.values():
@@ -219,7 +221,10 @@ class ExerciseRun:
         end = self.scenario.duration
         next_due: float | None = None
         while True:
-            candidates = [end, self._offset() + MAX_STEP]
+            # Between events and deadlines nothing happens; at a set speed, look
+            # about once a real second so the progress display moves.
+            step = MAX_STEP if self.speed <= 0 else max(1.0, min(MAX_STEP, self.speed))
+            candidates = [end, self._offset() + step]
             if self.queue:
                 candidates.append(self.queue[0][0])
             if next_due is not None:
@@ -235,7 +240,7 @@ class ExerciseRun:
                 _, _, kind, payload = heapq.heappop(self.queue)
                 acted = True
                 if kind == "inject":
-                    self._inject(payload)
+                    self._inject(*payload)
                 else:
                     self._act(kind, payload)
             if acted:
@@ -252,9 +257,14 @@ class ExerciseRun:
                 break
         return self._collect(time.monotonic() - started)
 
-    def _inject(self, inject: Inject) -> None:
+    def _inject(self, index: int, inject: Inject) -> None:
         node = self.nodes[inject.from_]
         assert node.officer is not None  # noqa: S101
+        body = resolve_times(dict(inject.body), self.t0)
+        if inject.answers is not None:
+            earlier = self.sent_by_inject[inject.answers]
+            received = [m["id"] for m in earlier["messages"] if m["to"] == inject.from_]
+            body[REPLY_FIELDS[inject.type]] = received[0]
         sent = _call(
             node.officer,
             "POST",
@@ -264,21 +274,20 @@ class ExerciseRun:
                 "to": self.scenario.recipients(inject),
                 "type": inject.type,
                 "tlp": inject.tlp,
-                "body": inject.body,
+                "body": body,
                 "exercise": True,
             },
         )
         for m in sent:
             self.answers[m["id"]] = inject
         self.counters["injected"] += len(sent)
-        self.injected.append(
-            {
-                "at": self._offset(),
-                "from": inject.from_,
-                "type": inject.type,
-                "messages": [{"id": m["id"], "to": m["to"]} for m in sent],
-            }
-        )
+        self.sent_by_inject[index] = record = {
+            "at": self._offset(),
+            "from": inject.from_,
+            "type": inject.type,
+            "messages": [{"id": m["id"], "to": m["to"]} for m in sent],
+        }
+        self.injected.append(record)
 
     def _draw(self, delay: Delay) -> float:
         return self.random.uniform(delay.low, delay.high)

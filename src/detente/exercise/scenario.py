@@ -25,7 +25,8 @@ X sends form F to party Y (or to all)::
         answer: {status: action-taken}
     expect: {ack_missed: 1}
 
-Durations are ``90s``, ``15m``, ``4h``, ``2d`` or seconds.  An officer's
+Durations are ``90s``, ``15m``, ``4h``, ``2d`` or seconds.  In a form,
+``{{T}}``, ``{{T+2h}}`` or ``{{T-30m}}`` is a time relative to the start.  An officer's
 delay is a fixed duration or a range ``min..max`` (uniform); ``silent`` is
 the chance they never answer.  The form bodies are checked with the same
 validation the node applies, so a scenario with a bad form fails here,
@@ -37,20 +38,45 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from detente.core.case import REPLY_FIELDS
 from detente.core.forms import FormError
 from detente.core.forms import validate as validate_form
 from detente.core.party import check_party_id
 from detente.core.policy import MESSAGE_TYPES, TLP_LABELS, Policy
+from detente.core.timefmt import format_time
 from detente.errors import ConfigError, EncodingError
 
 __all__ = ["Inject", "OfficerSpec", "PartySpec", "Scenario", "load_scenario", "parse_duration"]
+
+PLACEHOLDER_ID = "01a20fb5-0000-7000-8000-000000000000"
+_RELATIVE = re.compile(r"^\{\{\s*T\s*(?:([+-])\s*(\d+(?:\.\d+)?[smhd]))?\s*\}\}$")
+
+
+def resolve_times(value: Any, start: datetime) -> Any:
+    """Replace ``{{T}}``, ``{{T+2h}}``, ``{{T-30m}}`` in a form with wire times from ``start``.
+
+    Scenarios without a fixed date say when things happen relative to their start.
+    """
+    if isinstance(value, str):
+        match = _RELATIVE.match(value)
+        if match is None:
+            return value
+        offset = parse_duration(match.group(2)) if match.group(2) else 0.0
+        sign = -1 if match.group(1) == "-" else 1
+        return format_time(start + timedelta(seconds=sign * offset))
+    if isinstance(value, dict):
+        return {k: resolve_times(v, start) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_times(v, start) for v in value]
+    return value
+
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -154,6 +180,10 @@ class Inject(_Model):
     tlp: str = "AMBER"
     body: dict[str, Any]
     answer: Answer = Field(default_factory=Answer)
+    answers: int | None = Field(
+        default=None,
+        description="a reply (sighting, response, ...) to the message inject N sent this party",
+    )
 
     @field_validator("at", mode="before")
     @classmethod
@@ -219,6 +249,8 @@ class Scenario(_Model):
         raise KeyError(party_id)
 
     def recipients(self, inject: Inject) -> list[str]:
+        if inject.answers is not None:
+            return [self.injects[inject.answers].from_]
         if inject.to == "all":
             return [p.id for p in self.parties if p.id != inject.from_]
         return list(inject.to)
@@ -326,8 +358,22 @@ def _check_semantics(path: Path, doc: Mapping[str, Any], scenario: Scenario) -> 
                 )
         if inject.at > scenario.duration:
             raise ConfigError(f"{path}:{line}: injects.{i}.at: after the scenario's end")
+        body = resolve_times(dict(inject.body), datetime.now(UTC))
+        if inject.answers is not None:
+            ref_field = REPLY_FIELDS.get(inject.type)
+            earlier = scenario.injects[inject.answers] if 0 <= inject.answers < i else None
+            if ref_field is None or earlier is None:
+                raise ConfigError(
+                    f"{path}:{line}: injects.{i}.answers: a reply type naming an earlier inject"
+                )
+            if inject.from_ not in scenario.recipients(earlier) or inject.at < earlier.at:
+                raise ConfigError(
+                    f"{path}:{line}: injects.{i}.answers: {inject.from_} did not receive "
+                    f"inject {inject.answers} before this"
+                )
+            body[ref_field] = PLACEHOLDER_ID  # the runner puts the real message id here
         try:
-            validate_form(inject.type, inject.body)
+            validate_form(inject.type, body)
         except FormError as exc:
             body_line = _line_of(doc, ("injects", i, "body", exc.field.split(".")[0].split("[")[0]))
             raise ConfigError(f"{path}:{body_line}: injects.{i}.body.{exc}") from None
