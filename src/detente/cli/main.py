@@ -430,37 +430,111 @@ def inbox(
 
 
 @app.command()
-def show(message_id: str, home: HomeOpt = DEFAULT_HOME, json_out: JsonOpt = False) -> None:
-    """Show one message: header, content, receipt."""
+def show(
+    message_id: str,
+    home: HomeOpt = DEFAULT_HOME,
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            "--lang",
+            help="the reader's language, e.g. ru, ar, zh-Hans (default: the node's first "
+            "language); free text stays in its original language",
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show one message: header, content in the reader's language, receipt."""
+    from rich.text import Text  # noqa: PLC0415
+
+    from detente.i18n import (  # noqa: PLC0415 - Babel only when a person reads
+        SUPPORTED,
+        best_language,
+        code_label,
+        format_time_for,
+        is_rtl,
+        render_message,
+        tlp_label,
+        translator,
+    )
+
     detail = ApiClient(home).call("GET", f"/api/v1/messages/{message_id}")
     if json_out:
-        _print_json(detail)
+        _print_json(detail)  # machine-readable: codes, as on the wire
         return
-    table = Table(title=f"message {message_id}", show_header=False)
-    for key in (
-        "direction",
-        "from",
-        "to",
-        "seq",
-        "type",
-        "tlp",
-        "case",
-        "created",
-        "exercise",
-        "envelope_hash",
-        "log_index",
-        "delivery",
-    ):
-        table.add_row(key, str(detail.get(key)))
+    requested = lang or (NodeHome(home).config().languages or ["en"])[0]
+    reader = best_language(requested)
+    t = translator(reader)
+    if requested.replace("_", "-").split("-")[0].lower() not in SUPPORTED:
+        err_console.print(
+            t("no catalogue for {requested}; shown in {shown}").format(
+                requested=requested, shown=reader
+            )
+        )
+    rtl = is_rtl(reader)
+    table = Table(title=t("Message {id}").format(id=message_id), show_header=False)
+    table.add_column(justify="right" if rtl else "left", style="bold")
+    table.add_column(justify="right" if rtl else "left")
+    if detail.get("exercise"):
+        # The English marker stays, as on every screen; the reader's word follows it.
+        banner = "EXERCISE" if reader == "en" else f"EXERCISE / {t('EXERCISE')}"
+        table.add_row(Text(banner, style="bold yellow"), Text(""))
+
+    def coded(label: str, code: str | None) -> Text:
+        text = Text(label)
+        if code is not None and code != label:
+            text.append(f"  ({code})", style="dim")
+        return text
+
+    direction = detail.get("direction")
+    delivery = detail.get("delivery")
+    msg_type = str(detail.get("type"))
+    header: list[tuple[str, Text]] = [
+        (t("Direction"), coded(code_label("direction", direction, reader), direction)),
+        (t("From"), Text(str(detail.get("from")))),
+        (t("To"), Text(str(detail.get("to")))),
+        (t("Agreement"), Text(str(detail.get("agreement") or ""))),
+        (t("Sequence number"), Text(str(detail.get("seq")))),
+        (t("Message type"), coded(code_label("type", msg_type, reader), msg_type)),
+        # TLP 2.0 labels are never translated.
+        (t("Sharing (TLP)"), Text(tlp_label(str(detail.get("tlp"))))),
+        (t("Case"), Text(str(detail.get("case") or ""))),
+        (t("Reply to"), Text(str(detail.get("reply_to") or ""))),
+        (t("Created"), Text(format_time_for(str(detail.get("created")), reader))),
+        (t("Exercise"), Text(t("yes") if detail.get("exercise") else t("no"))),
+        (t("Envelope hash"), Text(str(detail.get("envelope_hash")))),
+        (t("Log index"), Text("" if detail.get("log_index") is None else str(detail["log_index"]))),
+        (
+            t("Delivery"),
+            coded(code_label("delivery", delivery, reader), delivery) if delivery else Text(""),
+        ),
+    ]
+    for label, value in header:
+        table.add_row(Text(label), value)
+    table.add_section()
     content = detail.get("content")
-    if content:
-        table.add_row("body", json.dumps(content["body"], ensure_ascii=False, indent=1))
+    if not content:
+        table.add_row(Text(t("Content")), Text(t("not available on this node"), style="dim"))
+    else:
+        if content.get("personal_data"):
+            table.add_row(Text(t("Personal data")), Text(t("yes"), style="bold red"))
+        for row in render_message(content["type"], content["body"], reader):
+            # Codes are shown next to their label: the shared vocabulary across languages.
+            value = coded(row.value, row.code if row.kind in ("code", "codes") else None)
+            if row.note:
+                value.append("\n" + row.note, style="dim italic")
+            table.add_row(Text(row.label), value)
+    table.add_section()
     receipt = detail.get("receipt")
     table.add_row(
-        "receipt",
-        f"received {receipt['received']} at index {receipt['log_index']}"
-        if receipt
-        else "none yet",
+        Text(t("Receipt")),
+        Text(
+            t("received {received}, log index {index}").format(
+                received=format_time_for(receipt["received"], reader),
+                index=receipt["log_index"],
+            )
+            if receipt
+            else t("none yet")
+        ),
     )
     console.print(table)
 

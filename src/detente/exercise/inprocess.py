@@ -1,0 +1,247 @@
+"""Scale by simulation: many parties' nodes in one process.
+
+Each party still has its own keys, its own SQLite store and its own node
+(service layer, writer, log); what is simulated is the network: envelopes go
+from one node's outbox to the other's ``receive`` by a function call instead
+of HTTP, and the receipts come back the same way and are verified
+(``record_receipts``) as the delivery worker would.  Officers act through the
+service layer the client API calls (``Node.spec``/``send``), one by one.
+
+:func:`run_scale` rehearses, under one multilateral agreement, the UN
+points-of-contact communication check — a ping to every member, a pong from
+every member's officer — and a notification to all with an acknowledgement
+from each, and reports how long each took and the process's peak memory.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from detente.core.agreement import Agreement
+from detente.core.envelope import Content
+from detente.core.policy import MESSAGE_TYPES, Policy
+from detente.core.timefmt import format_time
+from detente.node.clock import SystemClock
+from detente.node.config import NodeHome
+from detente.node.service import Node
+
+__all__ = ["UN_MEMBER_STATES", "ScaleResult", "party_ids", "run_scale"]
+
+# ISO 3166-1 alpha-2 codes of the 193 UN member states.
+# fmt: off
+UN_MEMBER_STATES = (
+    "AF", "AL", "DZ", "AD", "AO", "AG", "AR", "AM", "AU", "AT", "AZ", "BS", "BH", "BD",
+    "BB", "BY", "BE", "BZ", "BJ", "BT", "BO", "BA", "BW", "BR", "BN", "BG", "BF", "BI",
+    "CV", "KH", "CM", "CA", "CF", "TD", "CL", "CN", "CO", "KM", "CG", "CR", "CI", "HR",
+    "CU", "CY", "CZ", "KP", "CD", "DK", "DJ", "DM", "DO", "EC", "EG", "SV", "GQ", "ER",
+    "EE", "SZ", "ET", "FJ", "FI", "FR", "GA", "GM", "GE", "DE", "GH", "GR", "GD", "GT",
+    "GN", "GW", "GY", "HT", "HN", "HU", "IS", "IN", "ID", "IR", "IQ", "IE", "IL", "IT",
+    "JM", "JP", "JO", "KZ", "KE", "KI", "KW", "KG", "LA", "LV", "LB", "LS", "LR", "LY",
+    "LI", "LT", "LU", "MG", "MW", "MY", "MV", "ML", "MT", "MH", "MR", "MU", "MX", "FM",
+    "MC", "MN", "ME", "MA", "MZ", "MM", "NA", "NR", "NP", "NL", "NZ", "NI", "NE", "NG",
+    "MK", "NO", "OM", "PK", "PW", "PA", "PG", "PY", "PE", "PH", "PL", "PT", "QA", "KR",
+    "MD", "RO", "RU", "RW", "KN", "LC", "VC", "WS", "SM", "ST", "SA", "SN", "RS", "SC",
+    "SL", "SG", "SK", "SI", "SB", "SO", "ZA", "SS", "ES", "LK", "SD", "SR", "SE", "CH",
+    "SY", "TJ", "TH", "TL", "TG", "TO", "TT", "TN", "TR", "TM", "TV", "UG", "UA", "AE",
+    "GB", "TZ", "US", "UY", "UZ", "VU", "VE", "VN", "YE", "ZM", "ZW",
+)
+# fmt: on
+REGIONAL_BODIES = ("SCO-RATS", "EU-CERT", "AU-CYBER", "ASEAN-CERT", "OSCE-CBM", "OAS-CICTE")
+COORDINATOR = "UN-ODA"
+
+
+def party_ids(n: int) -> list[str]:
+    """``n`` parties: the directory's keeper, the 193 member states, then regional bodies."""
+    pool = [COORDINATOR] + [f"{c}-POC" for c in UN_MEMBER_STATES] + list(REGIONAL_BODIES)
+    if not 2 <= n <= len(pool):
+        raise ValueError(f"between 2 and {len(pool)} parties")
+    return pool[:n]
+
+
+@dataclass
+class ScaleResult:
+    parties: int
+    setup_s: float
+    ping_round_s: float
+    pongs: int
+    notification_round_s: float
+    acks: int
+    receipts_verified: int
+    peak_rss_mb: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _deliver(src: Node, dst: Node) -> int:
+    """Everything pending from ``src`` to ``dst``; returns receipts verified."""
+    done = 0
+    while True:
+        envs = src.pending_batch(dst.id, 500)
+        if not envs:
+            return done
+        result = dst.receive([e.to_json() for e in envs], src.known_peer_size(dst.id))
+        src.record_receipts(
+            list(zip(envs, [r.to_json() for r in result.receipts], strict=True)),
+            result.checkpoint,
+            *result.notes.values(),
+            witness=(dst.id, result.checkpoint, result.consistency, result.proof_from),
+        )
+        done += len(envs)
+
+
+def run_scale(
+    workdir: Path,
+    n_parties: int,
+    *,
+    notify: bool = True,
+    threads: int = 4,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> ScaleResult:
+    """A ping round (and a notification round) across ``n_parties`` nodes in this process."""
+    say = progress or (lambda _what, _done, _total: None)
+    t0 = time.perf_counter()
+    ids = party_ids(n_parties)
+    homes = [
+        NodeHome.init(
+            workdir / pid,
+            party_id=pid,
+            names={"en": pid},
+            country=pid[:2] if pid.endswith("-POC") else None,
+            listen_port=1,  # never listens: the network is simulated
+        )
+        for pid in ids
+    ]
+    now = SystemClock().now()
+    agreement = Agreement(
+        id="un-poc-directory",
+        version=1,
+        titles={"en": "UN points-of-contact directory (exercise)"},
+        members=tuple(h.card() for h in homes),
+        policy=Policy(frozenset(MESSAGE_TYPES), max_tlp="GREEN", exercise=True),
+        valid_from=now - timedelta(days=1),
+        valid_until=now + timedelta(days=30),
+    )
+    for h in homes:
+        agreement = agreement.sign(h.config().party_id, h.keys())
+    nodes: dict[str, Node] = {}
+    try:
+        for i, h in enumerate(homes):
+            node = Node(h)
+            nodes[node.id] = node
+            node.install_agreement(agreement)
+            say("setting up nodes", i + 1, n_parties)
+        coordinator = nodes[COORDINATOR]
+        others = [nodes[pid] for pid in ids[1:]]
+        setup = time.perf_counter() - t0
+        pool = ThreadPoolExecutor(threads)
+        try:
+            t1 = time.perf_counter()
+            _, pings = coordinator.ping(agreement.id, None, exercise=True)
+            verified = _fan_out(pool, coordinator, others)
+            by_recipient = {e.to: e.id for e in pings}
+
+            def pong(node: Node) -> None:
+                node.send(
+                    Content("pong", "CLEAR", {"ping": by_recipient[node.id], "officer": "Duty"}),
+                    None,
+                    None,
+                    exercise=True,
+                    by=f"officer-{node.id}",
+                )
+
+            list(pool.map(pong, others))
+            verified += _fan_in(pool, others, coordinator)
+            report = _pong_count(coordinator, by_recipient.values())
+            ping_s = time.perf_counter() - t1
+            say("ping round", n_parties, n_parties)
+
+            notify_s, acks = 0.0, 0
+            if notify:
+                t2 = time.perf_counter()
+                body = {
+                    "category": "malware-hosting",
+                    "severity": 2,
+                    "observed": format_time(now),
+                    "activity": {"lang": "en", "text": "EXERCISE: a botnet's C2 servers"},
+                    "concern": "infrastructure-in-your-jurisdiction",
+                }
+                sent = coordinator.send(
+                    Content("notification", "GREEN", body), None, agreement.id, exercise=True
+                )
+                verified += _fan_out(pool, coordinator, others)
+                notice = {e.to: e.id for e in sent}
+                read_at = format_time(now)
+
+                def ack(node: Node) -> None:
+                    node.send(
+                        Content(
+                            "ack",
+                            "GREEN",
+                            {"message": notice[node.id], "officer": "Duty", "read_at": read_at},
+                        ),
+                        None,
+                        None,
+                        exercise=True,
+                        by=f"officer-{node.id}",
+                    )
+
+                list(pool.map(ack, others))
+                verified += _fan_in(pool, others, coordinator)
+                acks = _ack_count(coordinator, notice.values())
+                notify_s = time.perf_counter() - t2
+                say("notification round", n_parties, n_parties)
+        finally:
+            pool.shutdown()
+    finally:
+        for node in nodes.values():
+            node.close()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return ScaleResult(n_parties, setup, ping_s, report, notify_s, acks, verified, peak)
+
+
+def _fan_out(pool: ThreadPoolExecutor, src: Node, dsts: list[Node]) -> int:
+    return sum(pool.map(lambda d: _deliver(src, d), dsts))
+
+
+def _fan_in(pool: ThreadPoolExecutor, srcs: list[Node], dst: Node) -> int:
+    return sum(pool.map(lambda s: _deliver(s, dst), srcs))
+
+
+def _pong_count(coordinator: Node, ping_ids: Iterable[str]) -> int:
+    from sqlalchemy import and_, func, select  # noqa: PLC0415
+
+    from detente.store.schema import tracked  # noqa: PLC0415
+
+    ids = list(ping_ids)
+    with coordinator.engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(func.count()).where(
+                    and_(tracked.c.message_id.in_(ids), tracked.c.answered_at.is_not(None))
+                )
+            ).scalar_one()
+        )
+
+
+def _ack_count(coordinator: Node, message_ids: Iterable[str]) -> int:
+    from sqlalchemy import and_, func, select  # noqa: PLC0415
+
+    from detente.store.schema import tracked  # noqa: PLC0415
+
+    ids = list(message_ids)
+    with coordinator.engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(func.count()).where(
+                    and_(tracked.c.message_id.in_(ids), tracked.c.acked_at.is_not(None))
+                )
+            ).scalar_one()
+        )
