@@ -59,6 +59,12 @@ class ItemVerdict:
     proven: dict[str, Any]
     problems: list[str] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)  # against the counterparty
+    # What the verdict sentence is made of (to say it in another language).
+    officer: str | None = None
+    ack_due: str | None = None
+    answer_due: str | None = None
+    receipt_ok: bool = False
+    withheld: bool = False
 
 
 @dataclass
@@ -432,6 +438,8 @@ def _item(
     if claimed.get("delivered") is None and receipt_ok:
         v.problems.append("holds a valid receipt but does not claim delivery")
     v.verdict = _sentence(proven, acked_by, raw, receipt_ok)
+    v.officer, v.ack_due, v.answer_due = acked_by, raw.get("ack_due"), raw.get("answer_due")
+    v.receipt_ok, v.withheld = receipt_ok, withheld
     if withheld:
         v.verdict += " (the answer's content is withheld under its handling labels)"
     return v

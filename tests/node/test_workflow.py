@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from detente.core.checkpoint import Checkpoint, sign_checkpoint, unverified_chec
 from detente.core.logentry import log_signers
 from detente.core.policy import MESSAGE_TYPES, Policy
 from detente.core.timefmt import format_time, parse_time
+from detente.i18n import translator
 from detente.node.clock import SystemClock
 from forms_examples import OBSERVED, notification
 from node.cluster import NodeProc, delivered, make_cluster, send, wait_until
@@ -479,6 +481,33 @@ def test_report_never_delivered_and_the_cli(hotline: Hotline, tmp_path: Path) ->
         result = json.loads(audit.stdout)
         verdict = next(i for i in result["items"] if i["message"] == lost["id"])
         assert verdict["verdict"].startswith("never delivered: no receipt")
+
+        # The same verdict, read in Russian (codes and sentences from the catalogue).
+        in_russian = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "detente",
+                "audit",
+                str(out),
+                "--agreement",
+                str(agreement_file),
+                "--lang",
+                "ru",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, "COLUMNS": "400"},
+        )
+        assert in_russian.returncode == 0, in_russian.stderr
+        ru = translator("ru")
+        assert ru("never delivered: no receipt") in in_russian.stdout
+        assert ru("never delivered: no receipt") != "never delivered: no receipt"
+        assert ru("VERDICT: the report is authentic and every claim in it is proven") in (
+            in_russian.stdout
+        )
 
         bundle = json.loads(out.read_text())
         bundle["report"]["counts"]["request"]["sent"] += 1

@@ -10,6 +10,7 @@ them with the node stopped.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -582,6 +583,24 @@ def alarms(home: HomeOpt = DEFAULT_HOME, json_out: JsonOpt = False) -> None:
 
 
 def _when(text: str, option: str) -> str:
+LangOpt = Annotated[
+    str | None,
+    typer.Option("--lang", help="the reader's language (default: the node's first language)"),
+]
+
+
+def _reader(home: Path | None, lang: str | None) -> tuple[str, Any]:
+    """The reader's language and its translator (the node's first language by default)."""
+    from detente.i18n import best_language, translator  # noqa: PLC0415
+
+    requested = lang or "en"
+    if lang is None and home is not None:
+        with contextlib.suppress(DetenteError, OSError):
+            requested = (NodeHome(home).config().languages or ["en"])[0]
+    reader = best_language(requested)
+    return reader, translator(reader)
+
+
     """An RFC 3339 time, or a date (midnight UTC), as the API takes it."""
     from detente.core.timefmt import format_time, parse_user_time  # noqa: PLC0415
 
@@ -593,87 +612,110 @@ def cases(
     home: HomeOpt = DEFAULT_HOME,
     open_only: Annotated[bool, typer.Option("--open", help="only cases not closed")] = False,
     json_out: JsonOpt = False,
+    lang: LangOpt = None,
 ) -> None:
     """Cases, newest first: state, ladder level, next deadline, overdue items."""
     rows = ApiClient(home).call("GET", "/api/v1/cases", params={"open_only": open_only})
+    from detente.i18n import code_label, format_time_for  # noqa: PLC0415
+
     if json_out:
         _print_json(rows)
         return
-    table = Table(title="cases")
+    reader, t = _reader(home, lang)
+    table = Table(title=t("Cases"))
     for column in (
-        "case",
-        "opened",
-        "type",
-        "subject",
-        "with",
-        "states",
-        "level",
-        "next",
-        "overdue",
+        "Case",
+        "Opened",
+        "Type",
+        "Subject",
+        "With",
+        "States",
+        "Level",
+        "Next deadline",
+        "Overdue",
     ):
-        table.add_column(column)
+        table.add_column(t(column))
     for c in rows:
         table.add_row(
-            ("[yellow]EXERCISE[/yellow] " if c["exercise"] else "") + c["case"],
-            c["opened"],
-            c["type"],
+        states = ", ".join(f"{code_label('state', k, reader)} {v}" for k, v in c["states"].items())
+            (f"[yellow]{t('EXERCISE')}[/yellow] " if c["exercise"] else "") + c["case"],
+            format_time_for(c["opened"], reader),
+            code_label("type", c["type"], reader),
             c["subject"],
             ", ".join(c["counterparties"]),
-            ", ".join(f"{k} {v}" for k, v in c["states"].items()),
-            c["level"],
-            c["next_deadline"] or "",
+            states,
+            code_label("level", c["level"], reader),
+            format_time_for(c["next_deadline"], reader) if c["next_deadline"] else "",
             f"[red]{c['overdue']}[/red]" if c["overdue"] else "0",
         )
     console.print(table)
 
 
 @app.command()
-def case(case_id: str, home: HomeOpt = DEFAULT_HOME, json_out: JsonOpt = False) -> None:
+def case(
+    case_id: str, home: HomeOpt = DEFAULT_HOME, lang: LangOpt = None, json_out: JsonOpt = False
+) -> None:
     """One case: deadlines per message, every message, every event."""
     detail = ApiClient(home).call("GET", f"/api/v1/cases/{case_id}")
+    from detente.i18n import code_label, format_time_for  # noqa: PLC0415
+
     if json_out:
         _print_json(detail)
         return
     if detail["exercise"]:
-        console.print("[yellow]EXERCISE[/yellow]")
-    table = Table(title=f"case {case_id}")
+    reader, t = _reader(home, lang)
+
+    def when(value: str | None) -> str:
+        return format_time_for(value, reader) if value else ""
+
+        console.print(f"[yellow]{t('EXERCISE')}[/yellow]")
+    table = Table(title=t("Case {id}").format(id=case_id))
     for column in (
-        "message",
-        "type",
-        "with",
-        "state",
-        "level",
-        "ack due",
-        "acked",
-        "answer due",
-        "answered",
-        "overdue",
+        "Message",
+        "Type",
+        "With",
+        "State",
+        "Level",
+        "Acknowledgement due",
+        "Acknowledged",
+        "Answer due",
+        "Answered",
+        "Overdue",
     ):
-        table.add_column(column)
-    for t in detail["tracked"]:
+        table.add_column(t(column))
+    for row in detail["tracked"]:
+        acked = when(row["acknowledged"])
+        if row["acknowledged_by"]:
+            acked += " " + t("by {officer}").format(officer=row["acknowledged_by"])
+        answered = when(row["answered"])
+        if row["answer_status"]:
+            answered += " " + code_label("status", row["answer_status"], reader)
         table.add_row(
-            t["message"],
-            f"{t['type']} ({t['direction']})",
-            t["counterparty"],
-            t["state"],
-            t["level"],
-            t["ack_due"] or "",
-            (t["acknowledged"] or "")
-            + (f" by {t['acknowledged_by']}" if t["acknowledged_by"] else ""),
-            t["answer_due"] or "",
-            (t["answered"] or "") + (f" {t['answer_status']}" if t["answer_status"] else ""),
-            ", ".join(t["overdue"]),
+            row["message"],
+            f"{code_label('type', row['type'], reader)} "
+            f"({code_label('direction', row['direction'], reader)})",
+            row["counterparty"],
+            code_label("state", row["state"], reader),
+            code_label("level", row["level"], reader),
+            when(row["ack_due"]),
+            acked,
+            when(row["answer_due"]),
+            answered,
+            ", ".join(code_label("owed", o, reader) for o in row["overdue"]),
         )
     console.print(table)
-    history = Table(title="history")
-    for column in ("at", "event", "detail"):
-        history.add_column(column)
+    history = Table(title=t("History"))
+    for column in ("At", "Event", "Detail"):
+        history.add_column(t(column))
     for m in detail["messages"]:
         history.add_row(
-            m["created"], f"{m['type']} {m['direction']}", f"{m['from']} -> {m['to']} {m['id']}"
+            when(m["created"]),
+            f"{code_label('type', m['type'], reader)} "
+            f"({code_label('direction', m['direction'], reader)})",
+            f"{m['from']} -> {m['to']} {m['id']}",
         )
     for e in detail["events"]:
-        history.add_row(e["at"], e["kind"], e["detail"])
+        history.add_row(when(e["at"]), code_label("event", e["kind"], reader), e["detail"])
     console.print(history)
 
 
@@ -817,6 +859,7 @@ def report(
     out: Annotated[Path | None, typer.Option(help="write the signed report here")] = None,
     home: HomeOpt = DEFAULT_HOME,
     json_out: JsonOpt = False,
+    lang: LangOpt = None,
 ) -> None:
     """The signed accountability record towards a counterparty (check it with detente audit)."""
     params: dict[str, Any] = {
@@ -835,23 +878,29 @@ def report(
             _print_json(bundle)
         return
     r = bundle["report"]
-    table = Table(
-        title=f"{r['party']} -> {r['counterparty']}, {r['since']} to {r['until']}"
-        + (" [EXERCISE]" if r["exercise"] else "")
+    from detente.i18n import code_label, format_time_for  # noqa: PLC0415
+
+    reader, t = _reader(home, lang)
+    title = t("{party} to {counterparty}, {since} to {until}").format(
+        party=r["party"],
+        counterparty=r["counterparty"],
+        since=format_time_for(r["since"], reader),
+        until=format_time_for(r["until"], reader),
     )
-    for column in ("type", "sent", "delivered", "acknowledged", "answered", "overdue", "declined"):
-        table.add_column(column)
+    table = Table(title=title + (f" [{t('EXERCISE')}]" if r["exercise"] else ""))
+    columns = ("sent", "delivered", "acknowledged", "answered", "overdue", "declined")
+    table.add_column(t("Type"))
+    for column in ("Sent", "Delivered", "Acknowledged", "Answered", "Overdue", "Declined"):
+        table.add_column(t(column))
     for msg_type, c in r["counts"].items():
-        table.add_row(
-            msg_type,
-            *(
-                str(c[k])
-                for k in ("sent", "delivered", "acknowledged", "answered", "overdue", "declined")
-            ),
-        )
+        table.add_row(code_label("type", msg_type, reader), *(str(c[k]) for k in columns))
     console.print(table)
     if out is not None:
-        console.print(f"signed report written to {out} ({len(r['items'])} items)")
+        console.print(
+            t("signed report written to {path}; items: {count}").format(
+                path=out, count=len(r["items"])
+            )
+        )
 
 
 @app.command()
@@ -861,6 +910,7 @@ def audit(
         list[Path] | None, typer.Option(help="your copy of the agreement, repeatable")
     ] = None,
     json_out: JsonOpt = False,
+    lang: Annotated[str | None, typer.Option("--lang", help="the reader's language")] = None,
 ) -> None:
     """Check a report offline, as a third party: signatures, receipts, proofs, counts."""
     from detente.audit import audit_report  # noqa: PLC0415
@@ -874,8 +924,12 @@ def audit(
         _print_json(result.to_json())
     else:
         console.print(
-            f"report by {result.party} about {result.counterparty}; agreement: "
-            f"{result.agreement_source}"
+        from detente.i18n import code_label, verdict_sentence  # noqa: PLC0415
+
+        reader, t = _reader(None, lang)
+            t("report by {party} about {counterparty}; agreement: {source}").format(
+                party=result.party, counterparty=result.counterparty, source=result.agreement_source
+            )
         )
         for item in result.items:
             mark = (
@@ -883,22 +937,37 @@ def audit(
                 if item.problems
                 else ("[yellow]![/yellow]" if item.findings else "✓")
             )
-            console.print(f"{mark} {item.type} {item.message}: {item.verdict}")
+            sentence = verdict_sentence(
+                item.proven,
+                item.officer,
+                reader,
+                ack_due=item.ack_due,
+                answer_due=item.answer_due,
+                receipt_ok=item.receipt_ok,
+                withheld=item.withheld,
+            )
+            console.print(
+                f"{mark} {code_label('type', item.type, reader)} {item.message}: {sentence}"
+            )
             for text in item.problems:
-                console.print(f"    [red]problem:[/red] {text}")
+                console.print(f"    [red]{t('problem')}:[/red] {text}")
             for text in item.findings:
-                console.print(f"    [yellow]finding:[/yellow] {text}")
+                console.print(f"    [yellow]{t('finding')}:[/yellow] {text}")
         for text in result.problems:
             if not any(text.startswith(i.message) for i in result.items):
-                console.print(f"[red]problem:[/red] {text}")
+                console.print(f"[red]{t('problem')}:[/red] {text}")
         for text in result.findings:
             if not any(text.startswith(i.message) for i in result.items):
-                console.print(f"[yellow]finding:[/yellow] {text}")
-        n = len(result.problems)
+                console.print(f"[yellow]{t('finding')}:[/yellow] {text}")
+        proven_all = t("VERDICT: the report is authentic and every claim in it is proven")
         console.print(
-            "[green]VERDICT: the report is authentic and every claim in it is proven[/green]"
+            f"[green]{proven_all}[/green]"
             if result.ok
-            else f"[red]VERDICT: the report does not hold up ({n} problem(s))[/red]"
+            else "[red]"
+            + t("VERDICT: the report does not hold up; problems: {count}").format(
+                count=len(result.problems)
+            )
+            + "[/red]"
         )
     if not result.ok:
         raise typer.Exit(1)
