@@ -582,7 +582,6 @@ def alarms(home: HomeOpt = DEFAULT_HOME, json_out: JsonOpt = False) -> None:
 # -- the workflow: cases, acknowledgements, directory, pings, report, audit -------------
 
 
-def _when(text: str, option: str) -> str:
 LangOpt = Annotated[
     str | None,
     typer.Option("--lang", help="the reader's language (default: the node's first language)"),
@@ -601,6 +600,7 @@ def _reader(home: Path | None, lang: str | None) -> tuple[str, Any]:
     return reader, translator(reader)
 
 
+def _when(text: str, option: str) -> str:
     """An RFC 3339 time, or a date (midnight UTC), as the API takes it."""
     from detente.core.timefmt import format_time, parse_user_time  # noqa: PLC0415
 
@@ -611,13 +611,13 @@ def _reader(home: Path | None, lang: str | None) -> tuple[str, Any]:
 def cases(
     home: HomeOpt = DEFAULT_HOME,
     open_only: Annotated[bool, typer.Option("--open", help="only cases not closed")] = False,
-    json_out: JsonOpt = False,
     lang: LangOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Cases, newest first: state, ladder level, next deadline, overdue items."""
-    rows = ApiClient(home).call("GET", "/api/v1/cases", params={"open_only": open_only})
     from detente.i18n import code_label, format_time_for  # noqa: PLC0415
 
+    rows = ApiClient(home).call("GET", "/api/v1/cases", params={"open_only": open_only})
     if json_out:
         _print_json(rows)
         return
@@ -636,8 +636,8 @@ def cases(
     ):
         table.add_column(t(column))
     for c in rows:
-        table.add_row(
         states = ", ".join(f"{code_label('state', k, reader)} {v}" for k, v in c["states"].items())
+        table.add_row(
             (f"[yellow]{t('EXERCISE')}[/yellow] " if c["exercise"] else "") + c["case"],
             format_time_for(c["opened"], reader),
             code_label("type", c["type"], reader),
@@ -656,18 +656,18 @@ def case(
     case_id: str, home: HomeOpt = DEFAULT_HOME, lang: LangOpt = None, json_out: JsonOpt = False
 ) -> None:
     """One case: deadlines per message, every message, every event."""
-    detail = ApiClient(home).call("GET", f"/api/v1/cases/{case_id}")
     from detente.i18n import code_label, format_time_for  # noqa: PLC0415
 
+    detail = ApiClient(home).call("GET", f"/api/v1/cases/{case_id}")
     if json_out:
         _print_json(detail)
         return
-    if detail["exercise"]:
     reader, t = _reader(home, lang)
 
     def when(value: str | None) -> str:
         return format_time_for(value, reader) if value else ""
 
+    if detail["exercise"]:
         console.print(f"[yellow]{t('EXERCISE')}[/yellow]")
     table = Table(title=t("Case {id}").format(id=case_id))
     for column in (
@@ -858,8 +858,8 @@ def report(
     exercise: Annotated[bool, typer.Option(help="report exercise traffic instead")] = False,
     out: Annotated[Path | None, typer.Option(help="write the signed report here")] = None,
     home: HomeOpt = DEFAULT_HOME,
-    json_out: JsonOpt = False,
     lang: LangOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """The signed accountability record towards a counterparty (check it with detente audit)."""
     params: dict[str, Any] = {
@@ -909,8 +909,8 @@ def audit(
     agreement: Annotated[
         list[Path] | None, typer.Option(help="your copy of the agreement, repeatable")
     ] = None,
-    json_out: JsonOpt = False,
     lang: Annotated[str | None, typer.Option("--lang", help="the reader's language")] = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Check a report offline, as a third party: signatures, receipts, proofs, counts."""
     from detente.audit import audit_report  # noqa: PLC0415
@@ -923,10 +923,10 @@ def audit(
     if json_out:
         _print_json(result.to_json())
     else:
-        console.print(
         from detente.i18n import code_label, verdict_sentence  # noqa: PLC0415
 
         reader, t = _reader(None, lang)
+        console.print(
             t("report by {party} about {counterparty}; agreement: {source}").format(
                 party=result.party, counterparty=result.counterparty, source=result.agreement_source
             )
