@@ -2,4 +2,5 @@
 
 from detente.cli.main import main
 
-main()
+if __name__ == "__main__":  # a spawned worker process re-imports this module
+    main()
