@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from detente.api.problems import detente_error_handler, problem
+from detente.api.taxii import install as install_interop
 from detente.core.agreement import Agreement
 from detente.core.canonical import b64e, parse
 from detente.core.checkpoint import unverified_checkpoint, verify_cosignature
@@ -482,6 +483,7 @@ def create_app(home: Path, *, clock: Clock | None = None, run_scheduler: bool = 
         token = await run(node().add_token, req.name, req.role)
         return {"name": req.name, "role": req.role, "token": token}
 
+    install_interop(app, node)  # TAXII 2.1 at /taxii2/, interop client API (api/taxii.py)
     app.add_middleware(BodyLimit, limit=MAX_BODY)
     return app
 

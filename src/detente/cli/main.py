@@ -1102,6 +1102,9 @@ def version() -> None:
     console.print(__version__)
 
 
+import detente.cli.interop  # noqa: E402, F401 - registers indicators, misp, taxii, sighting
+
+
 def main() -> None:
     try:
         app()

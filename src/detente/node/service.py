@@ -44,6 +44,7 @@ from detente.errors import (
     UnknownAgreementError,
     VerificationError,
 )
+from detente.interop.index import index_items
 from detente.node import workflow
 from detente.node.clock import Clock, SystemClock, to_ms
 from detente.node.config import NodeHome
@@ -243,6 +244,7 @@ class _Send:
         conn.execute(_INSERT_MESSAGES, message_rows)
         conn.execute(_INSERT_OUTBOX, outbox_rows)
         workflow.apply_items(tx, node.id, items)
+        index_items(tx, items)  # STIX content for the TAXII server (detente.interop)
         fresh = [{"recipient": r, "next_seq": n} for r, n in next_seq.items() if r not in known]
         if fresh:
             conn.execute(insert(channels_out), fresh)
@@ -368,6 +370,7 @@ class _Receive:
         if rows:
             conn.execute(_INSERT_MESSAGES, rows)
             workflow.apply_items(tx, self.node.id, items)
+            index_items(tx, items)  # STIX content for the TAXII server (detente.interop)
         for sender, highest in max_seq.items():
             self._advance_channel(tx, sender, highest)
 

@@ -253,3 +253,61 @@ case_events = Table(
 )
 Index("ix_case_events_case", case_events.c.case_id, case_events.c.id)
 Index("ix_messages_case", messages.c.case_id)
+
+# -- interoperability (detente.interop): STIX objects served over TAXII 2.1 ------
+
+# Every STIX object version this node holds: from notifications and requests
+# sent or received (scope: the agreement's id), sightings reported back, and
+# local imports (scope "local").  One row per (scope, id, version); `seq`
+# orders them as they were added (TAXII's date_added order and paging).
+# `object` is the object's JSON as validated (re-serialised, never the raw
+# input: what is served is exactly what was checked).  Times: date_added and
+# version_us are microseconds since the epoch; `version` is the object's own
+# timestamp text (modified, else created, else date_added).
+stix_objects = Table(
+    "stix_objects",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("scope", String(80), nullable=False),
+    Column("stix_id", String(300), nullable=False),
+    Column("type", String(250), nullable=False),
+    Column("version", String(40), nullable=False),
+    Column("version_us", BigInteger, nullable=False),
+    Column("date_added", BigInteger, nullable=False),
+    Column("is_last", Boolean, nullable=False),  # the newest version in its scope
+    Column("tlp", String(16), nullable=False),  # TLP 2.0 label that decides who may read it
+    Column("case_id", String(64)),
+    Column("message_id", String(36)),  # the message it came in (or went out in)
+    Column("source", String(64), nullable=False),  # party id, or "local:<who>"
+    Column("object", LargeBinary, nullable=False),
+    UniqueConstraint("scope", "stix_id", "version_us", name="uq_stix_objects_version"),
+)
+Index("ix_stix_objects_scope_seq", stix_objects.c.scope, stix_objects.c.seq)
+Index("ix_stix_objects_scope_type", stix_objects.c.scope, stix_objects.c.type, stix_objects.c.seq)
+Index("ix_stix_objects_scope_added", stix_objects.c.scope, stix_objects.c.date_added)
+
+# TAXII 2.1 status resources (section 4.3): the outcome of each write.
+taxii_status = Table(
+    "taxii_status",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("scope", String(80), nullable=False),
+    Column("owner", String(64), nullable=False),  # the API user who wrote
+    Column("status", String(16), nullable=False),  # pending | complete
+    Column("request_timestamp", BigInteger, nullable=False),  # microseconds
+    Column("total_count", Integer, nullable=False),
+    Column("success_count", Integer, nullable=False),
+    Column("failure_count", Integer, nullable=False),
+    Column("pending_count", Integer, nullable=False),
+    Column("details", LargeBinary, nullable=False),  # JSON: successes, failures
+)
+
+# Per API user, the highest TLP the TAXII server serves them, overriding the
+# default of their role (see detente.interop.access).
+taxii_grants = Table(
+    "taxii_grants",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("max_tlp", String(16), nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
