@@ -39,7 +39,6 @@ from detente.core.case import (
     CaseState,
     due,
     level_due,
-    reminder_time,
 )
 from detente.core.envelope import Envelope
 from detente.core.forms import FormError
@@ -119,6 +118,11 @@ def _event(case_id: str, message_id: str | None, at: int, kind: str, detail: str
     return {"case_id": case_id, "message_id": message_id, "at": at, "kind": kind, "detail": detail}
 
 
+def _remind_ms(sent_ms: int, due_ms: int, percent: int) -> int:
+    """:func:`~detente.core.case.reminder_time` in store milliseconds."""
+    return sent_ms + (due_ms - sent_ms) * percent // 100
+
+
 def _next_check(row: Mapping[str, Any], percent: int, policy_keep: int) -> int | None:
     """The next time the scheduler has something to do for this row, if any."""
     times: list[int] = []
@@ -126,12 +130,12 @@ def _next_check(row: Mapping[str, Any], percent: int, policy_keep: int) -> int |
     closed = row["state"] in (CaseState.DECLINED, CaseState.COMPLETED)
     if row["ack_due"] is not None and row["acked_at"] is None and not closed:
         if not flags & FLAG_ACK_REMINDED:
-            times.append(to_ms(reminder_time(from_ms(sent), from_ms(row["ack_due"]), percent)))
+            times.append(_remind_ms(sent, row["ack_due"], percent))
         if not flags & FLAG_ACK_OVERDUE:
             times.append(row["ack_due"])
     if row["answer_due"] is not None and row["answered_at"] is None and not closed:
         if not flags & FLAG_ANSWER_REMINDED:
-            times.append(to_ms(reminder_time(from_ms(sent), from_ms(row["answer_due"]), percent)))
+            times.append(_remind_ms(sent, row["answer_due"], percent))
         if not flags & FLAG_ANSWER_OVERDUE:
             times.append(row["answer_due"])
     until = row["preserved_until"]
@@ -525,7 +529,7 @@ def _look(
         deadline = row[due_col]
         if deadline is None or row[done_col] is not None or closed:
             continue
-        remind_at = to_ms(reminder_time(from_ms(sent), from_ms(deadline), percent))
+        remind_at = _remind_ms(sent, deadline, percent)
         if not row["flags"] & reminded and now >= remind_at and now < deadline:
             row["flags"] |= reminded
             kind = "reminder:ack" if label == "acknowledgement" else "reminder:answer"
