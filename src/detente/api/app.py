@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from detente.api.problems import detente_error_handler, problem
 from detente.api.taxii import install as install_interop
+from detente.console import install_console
 from detente.core.agreement import Agreement
 from detente.core.canonical import b64e, parse
 from detente.core.checkpoint import unverified_checkpoint, verify_cosignature
@@ -484,6 +485,7 @@ def create_app(home: Path, *, clock: Clock | None = None, run_scheduler: bool = 
         return {"name": req.name, "role": req.role, "token": token}
 
     install_interop(app, node)  # TAXII 2.1 at /taxii2/, interop client API (api/taxii.py)
+    install_console(app, node, state)  # the duty officer's console at /console
     app.add_middleware(BodyLimit, limit=MAX_BODY)
     return app
 

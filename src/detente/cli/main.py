@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from detente.cli.exercise import exercise_app
+from detente.cli.officer import officer_app
 from detente.core.agreement import Agreement
 from detente.core.canonical import parse
 from detente.core.keys import format_fingerprint
@@ -50,6 +51,7 @@ app.add_typer(agreement_app, name="agreement")
 app.add_typer(log_app, name="log")
 app.add_typer(token_app, name="token")
 app.add_typer(exercise_app, name="exercise")
+app.add_typer(officer_app, name="officer")
 
 console = Console()
 err_console = Console(stderr=True)

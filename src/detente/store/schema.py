@@ -311,3 +311,56 @@ taxii_grants = Table(
     Column("max_tlp", String(16), nullable=False),
     Column("updated_at", BigInteger, nullable=False),
 )
+
+# -- the duty officer's console (detente.console) ----------------------------------
+
+# Officers who sign in to the console: separate from API tokens.  Passwords
+# are kept only as Argon2id hashes (PHC strings: parameters and salt
+# included).  `failed_logins` counts wrong passwords in a row; at
+# console.accounts.MAX_FAILURES the account is locked until `locked_until`
+# (ms, wall clock) or until an admin unlocks it.  `full_name` is how the
+# officer signs an acknowledgement (the ack form's `officer`).
+officers = Table(
+    "officers",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("full_name", String(200), nullable=False),
+    Column("role", String(16), nullable=False),  # viewer | officer | supervisor | admin
+    Column("lang", String(16), nullable=False),  # the officer's catalogue language
+    Column("password_hash", Text, nullable=False),
+    Column("failed_logins", Integer, nullable=False),
+    Column("locked_until", BigInteger),
+    Column("disabled", Boolean, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("password_changed_at", BigInteger, nullable=False),
+)
+
+# Console sessions: SHA-256 of the cookie's 256-bit random token (the token
+# itself is only in the officer's browser), the CSRF token every form of the
+# session carries, and when the session ends (ms, wall clock).
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("officer", String(64), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)
+Index("ix_console_sessions_officer", console_sessions.c.officer)
+
+# What each officer did in the console, and when (ms, wall clock): sign-ins
+# (and failures, lock-outs), messages sent (`ref`: the message id), alarms
+# acknowledged (`ref`: the alarm id), reports exported, audits run.
+console_actions = Table(
+    "console_actions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False),
+    Column("officer", String(64), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("ref", String(64)),
+    Column("detail", Text, nullable=False),
+)
+Index("ix_console_actions_action", console_actions.c.action, console_actions.c.id)
+Index("ix_console_actions_officer", console_actions.c.officer, console_actions.c.id)
