@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import NOW, Party, make_agreement, make_party
 from detente.core.agreement import Agreement, AgreementSet, verify_succession
 from detente.core.canonical import canonical, parse
 from detente.core.keys import PartyKeys
@@ -20,6 +19,7 @@ from detente.errors import (
     EncodingError,
     SupersededAgreementError,
 )
+from parties import NOW, Party, make_agreement, make_party
 
 
 def test_fully_signed_agreement_round_trips(agreement: Agreement) -> None:

@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import NOW, Party, make_agreement
 from detente.core.agreement import Agreement, AgreementSet
 from detente.core.canonical import b64e, parse
 from detente.core.envelope import Content, Envelope, open_, seal, verify_disclosure
@@ -30,6 +29,7 @@ from detente.errors import (
     UnknownAgreementError,
     WrongRecipientError,
 )
+from parties import NOW, Party, make_agreement
 
 BODY = {
     "category": "ransomware",

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import NOW, Party, make_agreement
 from detente.core.agreement import Agreement
 from detente.core.canonical import parse
 from detente.core.checkpoint import Checkpoint, sign_checkpoint
@@ -17,6 +16,7 @@ from detente.core.logentry import entry_bytes, envelope_entry, log_signers
 from detente.core.merkle import MerkleTree
 from detente.core.receipt import Receipt, issue_receipt, note_hash, verify_receipt
 from detente.errors import DetenteError, InclusionProofError, ReceiptError, SignatureError
+from parties import NOW, Party, make_agreement
 
 
 def _envelope(us: Party, ru: Party, agreement: Agreement, seq: int = 1) -> Envelope:
