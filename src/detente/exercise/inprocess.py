@@ -159,7 +159,7 @@ def run_scale(
 
             list(pool.map(pong, others))
             verified += _fan_in(pool, others, coordinator)
-            report = _pong_count(coordinator, by_recipient.values())
+            report = _count_done(coordinator, by_recipient.values(), "answered_at")
             ping_s = time.perf_counter() - t1
             say("ping round", n_parties, n_parties)
 
@@ -195,7 +195,7 @@ def run_scale(
 
                 list(pool.map(ack, others))
                 verified += _fan_in(pool, others, coordinator)
-                acks = _ack_count(coordinator, notice.values())
+                acks = _count_done(coordinator, notice.values(), "acked_at")
                 notify_s = time.perf_counter() - t2
                 say("notification round", n_parties, n_parties)
         finally:
@@ -215,23 +215,8 @@ def _fan_in(pool: ThreadPoolExecutor, srcs: list[Node], dst: Node) -> int:
     return sum(pool.map(lambda s: _deliver(s, dst), srcs))
 
 
-def _pong_count(coordinator: Node, ping_ids: Iterable[str]) -> int:
-    from sqlalchemy import and_, func, select  # noqa: PLC0415
-
-    from detente.store.schema import tracked  # noqa: PLC0415
-
-    ids = list(ping_ids)
-    with coordinator.engine.connect() as conn:
-        return int(
-            conn.execute(
-                select(func.count()).where(
-                    and_(tracked.c.message_id.in_(ids), tracked.c.answered_at.is_not(None))
-                )
-            ).scalar_one()
-        )
-
-
-def _ack_count(coordinator: Node, message_ids: Iterable[str]) -> int:
+def _count_done(coordinator: Node, message_ids: Iterable[str], column: str) -> int:
+    """How many of ``message_ids`` (tracked at the coordinator) have ``column`` set."""
     from sqlalchemy import and_, func, select  # noqa: PLC0415
 
     from detente.store.schema import tracked  # noqa: PLC0415
@@ -241,7 +226,7 @@ def _ack_count(coordinator: Node, message_ids: Iterable[str]) -> int:
         return int(
             conn.execute(
                 select(func.count()).where(
-                    and_(tracked.c.message_id.in_(ids), tracked.c.acked_at.is_not(None))
+                    and_(tracked.c.message_id.in_(ids), tracked.c[column].is_not(None))
                 )
             ).scalar_one()
         )
