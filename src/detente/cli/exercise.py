@@ -41,6 +41,14 @@ def run(
     out: Annotated[Path | None, typer.Option(help="where to write the report")] = None,
     seed: Annotated[int | None, typer.Option(help="the officers' random seed")] = None,
     keep: Annotated[bool, typer.Option(help="keep the nodes' directories")] = False,
+    lang: Annotated[
+        str,
+        typer.Option(
+            "--lang",
+            help="the reader's language for report.md, the charts (Latin and Cyrillic scripts; "
+            "others get English charts) and this summary; report.json holds codes",
+        ),
+    ] = "en",
     json_out: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
     """Run a scenario with real node processes on 127.0.0.1 and write the after-action report.
@@ -50,6 +58,7 @@ def run(
     """
     from detente.exercise.aar import write_aar  # noqa: PLC0415
     from detente.exercise.runner import ExerciseRun  # noqa: PLC0415
+    from detente.i18n import best_language, translator  # noqa: PLC0415
 
     s = load_scenario(scenario)
     target = out or Path(f"exercise-{scenario.stem}")
@@ -78,23 +87,40 @@ def run(
         exercise.stop()
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    aar, failures = write_aar(result, target)
+    reader = best_language(lang)
+    t = translator(reader)
+    aar, failures = write_aar(result, target, reader)
     if json_out:
         console.print_json(json.dumps({k: v for k, v in aar.items() if k != "timeline"}))
     else:
         d = aar["deadlines"]
-        console.print(
-            f"[yellow]EXERCISE[/yellow] {s.name}: {aar['messages_sent']} messages, "
-            f"{aar['messages_lost']} lost; acknowledgements {d['ack_met']} in time, "
-            f"{d['ack_missed']} late or missing; answers {d['answer_met']} in time, "
-            f"{d['answer_missed']} late or missing; {aar['escalations']} escalation(s); "
-            f"audit {'holds up' if aar['audit']['ok'] else 'FAILED'}"
+        banner = "EXERCISE" if reader == "en" else f"EXERCISE / {t('EXERCISE')}"
+        summary = t(
+            "{scenario}: messages sent: {sent}, lost: {lost}; acknowledgements in time: "
+            "{ack_met}, late or missing: {ack_missed}; answers in time: {answer_met}, "
+            "late or missing: {answer_missed}; escalations: {escalations}; audit: {audit}"
+        ).format(
+            scenario=s.name,
+            sent=aar["messages_sent"],
+            lost=aar["messages_lost"],
+            ack_met=d["ack_met"],
+            ack_missed=d["ack_missed"],
+            answer_met=d["answer_met"],
+            answer_missed=d["answer_missed"],
+            escalations=aar["escalations"],
+            audit=t("all hold up") if aar["audit"]["ok"] else t("FAILED"),
         )
+        console.print(f"[yellow]{banner}[/yellow] {summary}")
         for failure in failures:
-            console.print(f"[red]expectation not met:[/red] {failure}")
-        console.print(f"report: {target / 'report.md'} (and report.json, *.png)")
+            # The failure itself is worded in English, as the checks write it.
+            console.print(
+                t("Not met: {failure}").format(failure=failure), style="red", markup=False
+            )
+        console.print(
+            t("report: {path} (and report.json, *.png)").format(path=target / "report.md")
+        )
         if keep:
-            console.print(f"nodes kept in {workdir}")
+            console.print(t("nodes kept in {path}").format(path=workdir))
     if failures or aar["messages_lost"]:
         raise typer.Exit(1)
 

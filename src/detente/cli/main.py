@@ -63,6 +63,23 @@ HomeOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
 DEFAULT_HOME = Path("detente-home")
 
+LangOpt = Annotated[
+    str | None,
+    typer.Option("--lang", help="the reader's language (default: the node's first language)"),
+]
+
+
+def _reader(home: Path | None, lang: str | None) -> tuple[str, Any]:
+    """The reader's language and its translator (the node's first language by default)."""
+    from detente.i18n import best_language, translator  # noqa: PLC0415
+
+    requested = lang or "en"
+    if lang is None and home is not None:
+        with contextlib.suppress(DetenteError, OSError):
+            requested = (NodeHome(home).config().languages or ["en"])[0]
+    reader = best_language(requested)
+    return reader, translator(reader)
+
 
 def _print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
@@ -169,26 +186,33 @@ def init(
     if json_out:
         _print_json({"home": str(home), "card": card.to_json()})
         return
-    console.print(f"[green]node {party_id} created in {home}[/green]")
-    console.print(f"fingerprint: [bold]{format_fingerprint(card.keys.fingerprint)}[/bold]")
-    console.print(f"card: {home / 'card.json'} (hand it to the other agencies)")
+    # --lang here is the node's working languages: the reader's is the first of them.
+    _, t = _reader(home, None)
+    created = t("node {party} created in {home}").format(party=party_id, home=home)
+    console.print(f"[green]{created}[/green]")
+    fingerprint = format_fingerprint(card.keys.fingerprint)
+    console.print(f"{t('Fingerprint')}: [bold]{fingerprint}[/bold]")
+    console.print(
+        t("party card: {path} (hand it to the other agencies)").format(path=home / "card.json")
+    )
 
 
 @app.command()
-def card(home: HomeOpt = DEFAULT_HOME, json_out: JsonOpt = False) -> None:
+def card(home: HomeOpt = DEFAULT_HOME, lang: LangOpt = None, json_out: JsonOpt = False) -> None:
     """Show this node's party card (its public keys and endpoint)."""
     party = NodeHome(home).card()
     if json_out:
         _print_json(party.to_json())
         return
-    table = Table(title=f"party card {party.id}", show_header=False)
-    table.add_row("names", ", ".join(f"{k}: {v}" for k, v in party.names.items()))
-    table.add_row("role", party.role)
-    table.add_row("endpoint", party.endpoint)
-    table.add_row("fingerprint", format_fingerprint(party.keys.fingerprint))
+    _, t = _reader(home, lang)
+    table = Table(title=t("Party card {id}").format(id=party.id), show_header=False)
+    table.add_row(t("Names"), ", ".join(f"{k}: {v}" for k, v in party.names.items()))
+    table.add_row(t("Role"), party.role)
+    table.add_row(t("Endpoint"), party.endpoint)
+    table.add_row(t("Fingerprint"), format_fingerprint(party.keys.fingerprint))
     ed, ml = party.log_verifier_keys()
-    table.add_row("log key (C2SP)", ed)
-    table.add_row("log key (ML-DSA-65)", ml[:60] + "…")
+    table.add_row(t("Log key (C2SP)"), ed)
+    table.add_row(t("Log key (ML-DSA-65)"), ml[:60] + "…")
     console.print(table)
 
 
@@ -258,6 +282,7 @@ def agreement_create(
     kem: Annotated[str, typer.Option(help="MLKEM768_X25519 or X25519")] = "MLKEM768_X25519",
     valid_days: Annotated[int, typer.Option(help="validity from now, in days")] = 365,
     previous: Annotated[Path | None, typer.Option(help="the version this one succeeds")] = None,
+    lang: LangOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Draft an agreement (version 1, or the next version of --previous)."""
@@ -283,13 +308,19 @@ def agreement_create(
     if json_out:
         _print_json({"agreement": agreement.ref, "file": str(out)})
     else:
-        console.print(f"agreement {agreement.ref} drafted in {out}; every member must sign it")
+        _, t = _reader(None, lang)
+        console.print(
+            t("agreement {ref} drafted in {path}; every member must sign it").format(
+                ref=agreement.ref, path=out
+            )
+        )
 
 
 @agreement_app.command("sign")
 def agreement_sign(
     file: Path,
     home: HomeOpt = DEFAULT_HOME,
+    lang: LangOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Add this node's signature (Ed25519 + ML-DSA-65) to an agreement file."""
@@ -301,11 +332,18 @@ def agreement_sign(
     if json_out:
         _print_json({"agreement": agreement.ref, "signed_by": signed, "missing": missing})
     else:
-        console.print(f"signed {agreement.ref}; still to sign: {', '.join(missing) or 'nobody'}")
+        _, t = _reader(home, lang)
+        console.print(
+            t("signed {ref}; still to sign: {parties}").format(
+                ref=agreement.ref, parties=", ".join(missing) or t("nobody")
+            )
+        )
 
 
 @agreement_app.command("install")
-def agreement_install(file: Path, home: HomeOpt = DEFAULT_HOME, json_out: JsonOpt = False) -> None:
+def agreement_install(
+    file: Path, home: HomeOpt = DEFAULT_HOME, lang: LangOpt = None, json_out: JsonOpt = False
+) -> None:
     """Install a fully signed agreement (first version, or the next one)."""
     agreement = _load_agreement(file)
     agreement.verify_signatures()
@@ -325,34 +363,43 @@ def agreement_install(file: Path, home: HomeOpt = DEFAULT_HOME, json_out: JsonOp
     if json_out:
         _print_json({"installed": agreement.ref, "new": new})
     else:
-        console.print(
-            f"agreement {agreement.ref} {'installed' if new else 'was already installed'}"
-        )
+        _, t = _reader(home, lang)
+        done = t("agreement {ref} installed") if new else t("agreement {ref} was already installed")
+        console.print(done.format(ref=agreement.ref))
 
 
 @agreement_app.command("show")
-def agreement_show(file: Path, json_out: JsonOpt = False) -> None:
+def agreement_show(file: Path, lang: LangOpt = None, json_out: JsonOpt = False) -> None:
     """Show an agreement file: members, fingerprints, policy, signatures."""
+    from detente.i18n import code_label, pick, tlp_label  # noqa: PLC0415
+
     agreement = _load_agreement(file)
     if json_out:
         _print_json(agreement.to_json())
         return
+    reader, t = _reader(None, lang)
     signed = {s.party for s in agreement.signatures}
-    table = Table(title=f"{agreement.ref}: {next(iter(agreement.titles.values()))}")
-    for column in ("member", "role", "fingerprint", "signed"):
-        table.add_column(column)
+    table = Table(title=f"{agreement.ref}: {pick(agreement.titles, reader)}")
+    for column in ("Member", "Role", "Fingerprint", "Signed"):
+        table.add_column(t(column))
     for m in agreement.members:
         table.add_row(
-            m.id,
+            f"{m.id} ({pick(m.names, reader)})" if m.names else m.id,
             m.role,
             format_fingerprint(m.keys.fingerprint),
-            "yes" if m.id in signed else "[red]no[/red]",
+            t("yes") if m.id in signed else f"[red]{t('no')}[/red]",
         )
     console.print(table)
     policy = agreement.policy
     console.print(
-        f"types: {', '.join(sorted(policy.message_types))}; highest TLP: {policy.max_tlp}; "
-        f"personal data: {'yes' if policy.personal_data else 'no'}; KEM: {policy.kem}"
+        t(
+            "message types: {types}; highest TLP: {tlp}; personal data: {personal}; KEM: {kem}"
+        ).format(
+            types=", ".join(code_label("type", c, reader) for c in sorted(policy.message_types)),
+            tlp=tlp_label(policy.max_tlp),
+            personal=t("yes") if policy.personal_data else t("no"),
+            kem=policy.kem,
+        )
     )
 
 
@@ -373,6 +420,7 @@ def send(
     exercise: Annotated[bool, typer.Option(help="mark as EXERCISE traffic")] = False,
     personal_data: Annotated[bool, typer.Option(help="the form holds personal data")] = False,
     home: HomeOpt = DEFAULT_HOME,
+    lang: LangOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Send a message through the running node."""
@@ -396,8 +444,13 @@ def send(
     if json_out:
         _print_json(sent)
         return
+    _, t = _reader(home, lang)
     for item in sent:
-        console.print(f"queued {item['id']} to {item['to']} (seq {item['seq']})")
+        console.print(
+            t("queued {id} to {party} (sequence number {seq})").format(
+                id=item["id"], party=item["to"], seq=item["seq"]
+            )
+        )
 
 
 @app.command()
@@ -405,29 +458,33 @@ def inbox(
     home: HomeOpt = DEFAULT_HOME,
     limit: Annotated[int, typer.Option(help="how many")] = 50,
     outgoing: Annotated[bool, typer.Option(help="show sent messages instead")] = False,
+    lang: LangOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """List received (or sent) messages, newest first."""
+    from detente.i18n import code_label, format_time_for, tlp_label  # noqa: PLC0415
+
     rows = ApiClient(home).call(
         "GET", "/api/v1/messages", params={"direction": "out" if outgoing else "in", "limit": limit}
     )
     if json_out:
         _print_json(rows)
         return
-    table = Table(title="sent" if outgoing else "inbox")
-    for column in ("id", "from", "to", "type", "TLP", "case", "created", "delivery"):
-        table.add_column(column)
+    reader, t = _reader(home, lang)
+    table = Table(title=t("Sent messages") if outgoing else t("Inbox"))
+    for column in ("ID", "From", "To", "Type", "TLP", "Case", "Created", "Delivery"):
+        table.add_column("TLP" if column == "TLP" else t(column))  # TLP: never translated
     for r in rows:
-        mark = "EXERCISE " if r["exercise"] else ""
+        mark = f"[yellow]{t('EXERCISE')}[/yellow] " if r["exercise"] else ""
         table.add_row(
             r["id"],
             r["from"],
             r["to"],
-            mark + r["type"],
-            r["tlp"],
+            mark + code_label("type", r["type"], reader),
+            tlp_label(r["tlp"]),
             r["case"] or "",
-            r["created"],
-            r["delivery"] or "",
+            format_time_for(r["created"], reader),
+            code_label("delivery", r["delivery"], reader) if r["delivery"] else "",
         )
     console.print(table)
 
@@ -543,16 +600,17 @@ def show(
 
 
 @app.command()
-def peers(home: HomeOpt = DEFAULT_HOME, json_out: JsonOpt = False) -> None:
+def peers(home: HomeOpt = DEFAULT_HOME, lang: LangOpt = None, json_out: JsonOpt = False) -> None:
     """Members of installed agreements, what we witnessed of their logs, what is pending."""
     rows = ApiClient(home).call("GET", "/api/v1/peers")
     alarms = ApiClient(home).call("GET", "/api/v1/alarms")
     if json_out:
         _print_json({"peers": rows, "alarms": alarms})
         return
-    table = Table(title="peers")
-    for column in ("id", "name", "role", "endpoint", "witnessed size", "pending"):
-        table.add_column(column)
+    _, t = _reader(home, lang)
+    table = Table(title=t("Peers"))
+    for column in ("ID", "Name", "Role", "Endpoint", "Witnessed size", "Pending"):
+        table.add_column(t(column))
     for r in rows:
         table.add_row(
             r["id"],
@@ -564,42 +622,31 @@ def peers(home: HomeOpt = DEFAULT_HOME, json_out: JsonOpt = False) -> None:
         )
     console.print(table)
     for alarm in alarms:
-        console.print(f"[red]ALARM[/red] {alarm['kind']} {alarm['peer'] or ''}: {alarm['detail']}")
+        console.print(
+            f"[red]{t('ALARM')}[/red] {alarm['kind']} {alarm['peer'] or ''}: {alarm['detail']}"
+        )
 
 
 @app.command()
-def alarms(home: HomeOpt = DEFAULT_HOME, json_out: JsonOpt = False) -> None:
+def alarms(home: HomeOpt = DEFAULT_HOME, lang: LangOpt = None, json_out: JsonOpt = False) -> None:
     """Unacknowledged alarms: forks, gaps, refused deliveries, bad receipts."""
+    from detente.i18n import format_time_for  # noqa: PLC0415
+
     rows = ApiClient(home).call("GET", "/api/v1/alarms")
     if json_out:
         _print_json(rows)
         return
+    reader, t = _reader(home, lang)
     for alarm in rows:
         peer = alarm["peer"] or ""
-        console.print(f"[red]{alarm['kind']}[/red] {alarm['created']} {peer}: {alarm['detail']}")
+        created = format_time_for(alarm["created"], reader)
+        # The kind is a code and the detail the node's own record: both as they are.
+        console.print(f"[red]{alarm['kind']}[/red] {created} {peer}: {alarm['detail']}")
     if not rows:
-        console.print("no alarms")
+        console.print(t("No alarms."))
 
 
 # -- the workflow: cases, acknowledgements, directory, pings, report, audit -------------
-
-
-LangOpt = Annotated[
-    str | None,
-    typer.Option("--lang", help="the reader's language (default: the node's first language)"),
-]
-
-
-def _reader(home: Path | None, lang: str | None) -> tuple[str, Any]:
-    """The reader's language and its translator (the node's first language by default)."""
-    from detente.i18n import best_language, translator  # noqa: PLC0415
-
-    requested = lang or "en"
-    if lang is None and home is not None:
-        with contextlib.suppress(DetenteError, OSError):
-            requested = (NodeHome(home).config().languages or ["en"])[0]
-    reader = best_language(requested)
-    return reader, translator(reader)
 
 
 def _when(text: str, option: str) -> str:
@@ -721,15 +768,24 @@ def case(
     console.print(history)
 
 
-def _reply(home: Path, msg_type: str, body: dict[str, Any], json_out: bool) -> None:
+def _reply(
+    home: Path, msg_type: str, body: dict[str, Any], json_out: bool, lang: str | None = None
+) -> None:
+    from detente.i18n import code_label  # noqa: PLC0415
+
     sent = ApiClient(home).call(
         "POST", "/api/v1/messages", json={"type": msg_type, "tlp": "AMBER", "body": body}
     )
     if json_out:
         _print_json(sent)
         return
+    reader, t = _reader(home, lang)
     for item in sent:
-        console.print(f"{msg_type} {item['id']} queued to {item['to']}")
+        console.print(
+            t("{type} {id} queued to {party}").format(
+                type=code_label("type", msg_type, reader), id=item["id"], party=item["to"]
+            )
+        )
 
 
 @app.command()
@@ -737,13 +793,15 @@ def ack(
     message_id: str,
     officer: Annotated[str, typer.Option(help="your name: a person on duty acknowledges")],
     home: HomeOpt = DEFAULT_HOME,
+    lang: LangOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Acknowledge, as the officer on duty, that you read a message (not a machine receipt)."""
     from detente.core.timefmt import format_time  # noqa: PLC0415
 
     read_at = format_time(SystemClock().now())
-    _reply(home, "ack", {"message": message_id, "officer": officer, "read_at": read_at}, json_out)
+    body = {"message": message_id, "officer": officer, "read_at": read_at}
+    _reply(home, "ack", body, json_out, lang)
 
 
 @app.command()
@@ -761,13 +819,21 @@ def respond(
     ] = None,
     lang: Annotated[str, typer.Option(help="language of the details")] = "en",
     home: HomeOpt = DEFAULT_HOME,
+    reader_lang: Annotated[
+        str | None,
+        typer.Option(
+            "--reader-lang",
+            help="the reader's language (default: the node's first language); "
+            "--lang is the language of the details",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Answer a request (or a notification, a consultation) in its case."""
     body: dict[str, Any] = {"request": request_id, "status": status}
     if details:
         body["details"] = {"lang": lang, "text": details}
-    _reply(home, "response", body, json_out)
+    _reply(home, "response", body, json_out, reader_lang)
 
 
 @app.command()
@@ -775,30 +841,48 @@ def pong(
     ping_id: str,
     officer: Annotated[str, typer.Option(help="your name: only a person's answer counts")],
     home: HomeOpt = DEFAULT_HOME,
+    lang: LangOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Answer a ping test by hand."""
-    _reply(home, "pong", {"ping": ping_id, "officer": officer}, json_out)
+    _reply(home, "pong", {"ping": ping_id, "officer": officer}, json_out, lang)
 
 
 @app.command()
 def directory(
     home: HomeOpt = DEFAULT_HOME,
-    lang: Annotated[str, typer.Option(help="language for names and titles")] = "en",
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            "--lang",
+            help="the reader's language, also for names and titles "
+            "(default: the node's first language)",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Points of contact per agreement: party, role, languages, hours, ladder levels."""
-    rows = ApiClient(home).call("GET", "/api/v1/directory", params={"lang": lang})
+    from detente.i18n import code_label  # noqa: PLC0415
+
+    reader, t = _reader(home, lang)
+    rows = ApiClient(home).call("GET", "/api/v1/directory", params={"lang": lang or reader})
     if json_out:
         _print_json(rows)
         return
     for a in rows:
         ladder = " -> ".join(
-            r["level"] + (f" (+{r['after']} s)" if r["after"] else "") for r in a["ladder"]
+            code_label("level", r["level"], reader)
+            + (" " + t("(+{seconds} s)").format(seconds=r["after"]) if r["after"] else "")
+            for r in a["ladder"]
         )
-        table = Table(title=f"{a['title']} ({a['agreement']} v{a['version']}); ladder: {ladder}")
-        for column in ("party", "name", "role", "languages", "hours", "endpoint"):
-            table.add_column(column)
+        title = t("{title} ({agreement}, version {version}); escalation ladder: {ladder}")
+        table = Table(
+            title=title.format(
+                title=a["title"], agreement=a["agreement"], version=a["version"], ladder=ladder
+            )
+        )
+        for column in ("Party", "Name", "Role", "Languages", "Hours", "Endpoint"):
+            table.add_column(t(column))
         for c in a["contacts"]:
             table.add_row(
                 c["party"],
@@ -819,6 +903,7 @@ def ping(
         str | None, typer.Option("--report", help="show the answers to this round instead")
     ] = None,
     home: HomeOpt = DEFAULT_HOME,
+    lang: LangOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Ping test: each party's officer must answer by hand (detente pong); or --report ROUND."""
@@ -828,17 +913,29 @@ def ping(
         if json_out:
             _print_json(result)
             return
+        _, t = _reader(home, lang)
         console.print(
-            f"ping round {result['round']}: " + ", ".join(s["to"] for s in result["sent"])
+            t("ping round {round} sent to: {parties}").format(
+                round=result["round"], parties=", ".join(s["to"] for s in result["sent"])
+            )
         )
         return
     report = client.call("GET", "/api/v1/ping/report", params={"round": report_round})
     if json_out:
         _print_json(report)
         return
-    table = Table(title=f"ping round {report_round}")
-    for column in ("party", "sent", "answered", "median s", "p90 s", "unanswered", "pending"):
-        table.add_column(column)
+    _, t = _reader(home, lang)
+    table = Table(title=t("Ping round {round}").format(round=report_round))
+    for column in (
+        "Party",
+        "Sent",
+        "Answered",
+        "Median (s)",
+        "90th percentile (s)",
+        "Unanswered",
+        "Pending",
+    ):
+        table.add_column(t(column))
     for p in report["parties"]:
         table.add_row(
             p["party"],
@@ -980,6 +1077,7 @@ def token_add(
     name: str,
     role: Annotated[str, typer.Option(help="viewer|officer|supervisor|admin")] = "officer",
     home: HomeOpt = DEFAULT_HOME,
+    lang: LangOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Create an API token (shown once; stored only as a hash)."""
@@ -987,14 +1085,25 @@ def token_add(
     if json_out:
         _print_json(result)
     else:
-        console.print(f"token for {name} ({role}): [bold]{result['token']}[/bold]")
+        from detente.i18n import code_label  # noqa: PLC0415
+
+        reader, t = _reader(home, lang)
+        console.print(
+            t("token for {name} ({role}), shown only once: {token}").format(
+                name=name,
+                role=code_label("role", role, reader),
+                token=f"[bold]{result['token']}[/bold]",
+            )
+        )
 
 
 # -- the log --------------------------------------------------------------------------------
 
 
 @log_app.command("checkpoint")
-def log_checkpoint(home: HomeOpt = DEFAULT_HOME, json_out: JsonOpt = False) -> None:
+def log_checkpoint(
+    home: HomeOpt = DEFAULT_HOME, lang: LangOpt = None, json_out: JsonOpt = False
+) -> None:
     """The latest signed checkpoint, its witnesses' cosignatures, and the log's keys."""
     from detente.node.offline import checkpoint_offline  # noqa: PLC0415
 
@@ -1002,12 +1111,15 @@ def log_checkpoint(home: HomeOpt = DEFAULT_HOME, json_out: JsonOpt = False) -> N
     if json_out:
         _print_json(info)
         return
-    console.print(info["cosigned"], end="")
-    console.print(f"verifier key: {info['verifier_keys']['ed25519']}")
+    _, t = _reader(home, lang)
+    console.print(info["cosigned"], end="")  # the signed note: as signed, never translated
+    console.print(t("verifier key: {key}").format(key=info["verifier_keys"]["ed25519"]))
 
 
 @log_app.command("prove")
-def log_prove(message_id: str, home: HomeOpt = DEFAULT_HOME, json_out: JsonOpt = False) -> None:
+def log_prove(
+    message_id: str, home: HomeOpt = DEFAULT_HOME, lang: LangOpt = None, json_out: JsonOpt = False
+) -> None:
     """Inclusion proof of a message's log entry against the latest checkpoint."""
     from detente.node.offline import proof_offline  # noqa: PLC0415
 
@@ -1015,10 +1127,11 @@ def log_prove(message_id: str, home: HomeOpt = DEFAULT_HOME, json_out: JsonOpt =
     if json_out:
         _print_json(proof)
         return
-    table = Table(title=f"inclusion of {message_id}", show_header=False)
-    table.add_row("leaf index", str(proof["leaf_index"]))
-    table.add_row("tree size", str(proof["tree_size"]))
-    table.add_row("proof", "\n".join(proof["inclusion_proof"]))
+    _, t = _reader(home, lang)
+    table = Table(title=t("Inclusion proof of {id}").format(id=message_id), show_header=False)
+    table.add_row(t("Leaf index"), str(proof["leaf_index"]))
+    table.add_row(t("Tree size"), str(proof["tree_size"]))
+    table.add_row(t("Proof"), "\n".join(proof["inclusion_proof"]))
     console.print(table)
     console.print(proof["checkpoint"], end="")
 
@@ -1026,6 +1139,7 @@ def log_prove(message_id: str, home: HomeOpt = DEFAULT_HOME, json_out: JsonOpt =
 @log_app.command("verify")
 def log_verify(
     home: HomeOpt = DEFAULT_HOME,
+    lang: LangOpt = None,
     json_out: JsonOpt = False,
     fast: Annotated[
         bool,
@@ -1041,11 +1155,12 @@ def log_verify(
 
     from detente.node.verify import verify_home  # noqa: PLC0415
 
+    _, t = _reader(home, lang)
     if json_out:
         report = verify_home(NodeHome(home), deep=not fast)
     else:
         with Progress(console=err_console, transient=True) as progress:
-            task = progress.add_task("verifying", total=None)
+            task = progress.add_task(t("verifying"), total=None)
             report = verify_home(
                 NodeHome(home),
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
@@ -1063,12 +1178,16 @@ def log_verify(
         )
     elif report.ok:
         console.print(
-            f"[green]log verified[/green]: {report.size} entries, "
-            f"{report.checkpoints_checked} checkpoints, {report.receipts_checked} receipts"
+            f"[green]{t('log verified')}[/green]: "
+            + t("entries: {size}; checkpoints: {checkpoints}; receipts: {receipts}").format(
+                size=report.size,
+                checkpoints=report.checkpoints_checked,
+                receipts=report.receipts_checked,
+            )
         )
     else:
         for problem in report.problems:
-            err_console.print(f"[red]FAIL[/red] {problem}")
+            err_console.print(f"[red]{t('FAIL')}[/red] {problem}")
     if not report.ok:
         raise typer.Exit(1)
 

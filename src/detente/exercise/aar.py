@@ -16,8 +16,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from babel.numbers import format_decimal
+
 from detente.core.timefmt import format_time, parse_time
 from detente.exercise.runner import RunResult
+from detente.i18n import best_language, format_time_for, translator
 
 __all__ = ["build_aar", "check_expectations", "write_aar"]
 
@@ -152,70 +155,120 @@ def check_expectations(aar: dict[str, Any], result: RunResult) -> list[str]:
     return failures
 
 
-def _fmt(seconds: float | None) -> str:
+# Chart text is drawn by matplotlib with its default font (DejaVu Sans), which has
+# Latin (with Vietnamese and French diacritics) and Cyrillic, but no CJK or
+# Devanagari glyphs, and matplotlib neither shapes nor reorders Arabic.  Charts
+# are therefore labelled in the reader's language only for these; for Arabic,
+# Chinese and Hindi they stay in English (the Markdown report, which any viewer
+# renders with the system's fonts, is in the reader's language).  No font is
+# ever downloaded.
+CHART_LANGUAGES = ("en", "fr", "es", "ru", "vi")
+
+
+def chart_language(lang: str) -> str:
+    """The language the charts are labelled in for a reader of ``lang``."""
+    reader = best_language(lang)
+    return reader if reader in CHART_LANGUAGES else "en"
+
+
+def _banner(lang: str) -> str:
+    """The EXERCISE marking: the English word always, the reader's word after it."""
+    reader = best_language(lang)
+    return "EXERCISE" if reader == "en" else f"EXERCISE / {translator(reader)('EXERCISE')}"
+
+
+def _fmt(seconds: float | None, lang: str = "en") -> str:
     if seconds is None:
         return "–"
+    t, locale = translator(lang), best_language(lang)
     if seconds < 120:
-        return f"{seconds:.0f} s"
+        return t("{value} s").format(value=format_decimal(round(seconds), locale=locale))
     if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
+        value = format_decimal(round(seconds / 60, 1), format="0.0", locale=locale)
+        return t("{value} min").format(value=value)
+    value = format_decimal(round(seconds / 3600, 1), format="0.0", locale=locale)
+    return t("{value} h").format(value=value)
 
 
-def _markdown(aar: dict[str, Any], failures: list[str], charts: list[str]) -> str:
+def _markdown(aar: dict[str, Any], failures: list[str], charts: list[str], lang: str = "en") -> str:
+    reader = best_language(lang)
+    t = translator(reader)
     d = aar["deadlines"]
+    p = aar["pings"]
+    held = t("all hold up") if aar["audit"]["ok"] else t("FAILED")
     lines = [
-        f"# EXERCISE — after-action report: {aar['scenario']}",
+        f"# {_banner(reader)} — "
+        + t("After-action report: {scenario}").format(scenario=aar["scenario"]),
         "",
-        "**EXERCISE traffic only.** Nothing here is a real incident.",
+        f"**{_banner(reader)}.** " + t("Exercise traffic only; nothing here is a real incident."),
         "",
-        f"Source: {aar['source']}",
+        t("Source: {source}").format(source=aar["source"]),
         "",
-        f"Scenario time {aar['start']} to {aar['end']}; played in {aar['wall_seconds']} s. "
-        f"Parties: {', '.join(aar['parties'])}.",
+        t("Scenario time {start} to {end}; played in {seconds}. Parties: {parties}.").format(
+            start=format_time_for(aar["start"], reader),
+            end=format_time_for(aar["end"], reader),
+            seconds=_fmt(aar["wall_seconds"], reader),
+            parties=", ".join(aar["parties"]),
+        ),
         "",
-        "| measure | value |",
+        f"| {t('Measure')} | {t('Value')} |",
         "| --- | --- |",
-        f"| messages sent | {aar['messages_sent']} |",
-        f"| messages lost | {aar['messages_lost']} |",
-        f"| deadlines met / missed (acknowledgement) | {d['ack_met']} / {d['ack_missed']} |",
-        f"| deadlines met / missed (answer) | {d['answer_met']} / {d['answer_missed']} |",
-        f"| reminders | {aar['reminders']} |",
-        f"| escalations fired | {aar['escalations']} |",
-        f"| pings sent / answered / unanswered | {aar['pings']['sent']} / "
-        f"{aar['pings']['answered']} / {aar['pings']['unanswered']} |",
-        f"| audit of every report | {'all hold up' if aar['audit']['ok'] else 'FAILED'} |",
+        f"| {t('Messages sent')} | {aar['messages_sent']} |",
+        f"| {t('Messages lost')} | {aar['messages_lost']} |",
+        f"| {t('Acknowledgements in time / late or missing')} | "
+        f"{d['ack_met']} / {d['ack_missed']} |",
+        f"| {t('Answers in time / late or missing')} | {d['answer_met']} / {d['answer_missed']} |",
+        f"| {t('Reminders')} | {aar['reminders']} |",
+        f"| {t('Escalations')} | {aar['escalations']} |",
+        f"| {t('Pings sent / answered / unanswered')} | "
+        f"{p['sent']} / {p['answered']} / {p['unanswered']} |",
+        f"| {t('Audit of every report')} | {held} |",
         "",
-        "| time from sending to | n | median | p90 | max |",
+        f"| {t('Time from sending to')} | {t('Count')} | {t('Median')} | "
+        f"{t('90th percentile')} | {t('Longest')} |",
         "| --- | --- | --- | --- | --- |",
     ]
     for key, label in (
-        ("time_to_receipt", "machine receipt"),
+        ("time_to_receipt", "the machine receipt"),
         ("time_to_ack", "a person's acknowledgement"),
         ("time_to_answer", "an answer"),
     ):
         dist = aar[key]
         lines.append(
-            f"| {label} | {dist['n']} | {_fmt(dist.get('median_s'))} | "
-            f"{_fmt(dist.get('p90_s'))} | {_fmt(dist.get('max_s'))} |"
+            f"| {t(label)} | {dist['n']} | {_fmt(dist.get('median_s'), reader)} | "
+            f"{_fmt(dist.get('p90_s'), reader)} | {_fmt(dist.get('max_s'), reader)} |"
         )
-    lines += ["", "## Escalations", ""]
-    lines += [f"- {e['at']} {e['detail']}" for e in aar["escalation_list"]] or ["- none"]
-    lines += ["", "## Audit per report", ""]
+    lines += ["", f"## {t('Escalations')}", ""]
+    # The detail is the node's own record, as it wrote it.
+    lines += [
+        f"- {format_time_for(e['at'], reader)} {e['detail']}" for e in aar["escalation_list"]
+    ] or [f"- {t('None')}"]
+    lines += ["", f"## {t('Audit per report')}", ""]
     for pair, r in aar["audit"]["reports"].items():
-        lines.append(f"- {pair}: {r['items']} item(s), {'holds up' if r['ok'] else 'FAILED'}")
-    lines += ["", "## Expectations", ""]
-    lines += [f"- NOT MET: {f}" for f in failures] or ["- all met"]
-    lines += ["", "## Charts", ""] + [f"![{c}]({c})" for c in charts]
+        lines.append(
+            "- "
+            + t("{pair}: items: {count}; {verdict}").format(
+                pair=pair, count=r["items"], verdict=t("holds up") if r["ok"] else t("FAILED")
+            )
+        )
+    lines += ["", f"## {t('Expectations')}", ""]
+    # What was not met is said in English, as the checks word it.
+    lines += [f"- {t('Not met: {failure}').format(failure=f)}" for f in failures] or [
+        f"- {t('All met')}"
+    ]
+    lines += ["", f"## {t('Charts')}", ""] + [f"![{c}]({c})" for c in charts]
     return "\n".join(lines) + "\n"
 
 
-def _charts(aar: dict[str, Any], out: Path) -> list[str]:
+def _charts(aar: dict[str, Any], out: Path, lang: str = "en") -> list[str]:
     import matplotlib  # noqa: PLC0415 - heavy, and only for the report
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
+    shown = chart_language(lang)
+    t = translator(shown)
+    banner = _banner(shown)
     start = parse_time(aar["start"])
     names = []
     parties = aar["parties"]
@@ -229,17 +282,28 @@ def _charts(aar: dict[str, Any], out: Path) -> list[str]:
         "overdue": ("x", "tab:red"),
         "pong": ("P", "tab:purple"),
     }
+    legend = {  # catalogue keys of the legend's labels
+        "sent": "Sent",
+        "ack": "type:ack",
+        "response": "type:response",
+        "escalation": "Escalation",
+        "reminder": "Reminder",
+        "overdue": "Overdue",
+        "pong": "type:pong",
+    }
     seen_labels: set[str] = set()
     for e in aar["timeline"]:
         kind = e["kind"].split(":")[0].split(" ")[0]
         marker, colour = markers.get(kind, (".", "tab:gray"))
         minutes = (parse_time(e["at"]) - start).total_seconds() / 60
-        label = kind if kind not in seen_labels else None
+        label = (t(legend[kind]) if kind in legend else kind) if kind not in seen_labels else None
         seen_labels.add(kind)
         ax.scatter(minutes, parties.index(e["party"]), marker=marker, color=colour, label=label)
     ax.set_yticks(range(len(parties)), parties)
-    ax.set_xlabel("scenario minutes")
-    ax.set_title(f"EXERCISE — {aar['scenario']}: timeline per party")
+    ax.set_xlabel(t("Scenario minutes"))
+    ax.set_title(
+        f"{banner} — " + t("{scenario}: timeline per party").format(scenario=aar["scenario"])
+    )
     if seen_labels:
         ax.legend(loc="upper right", fontsize="small")
     fig.tight_layout()
@@ -251,7 +315,11 @@ def _charts(aar: dict[str, Any], out: Path) -> list[str]:
     for ax, key, label in zip(
         axes,
         ("time_to_receipt", "time_to_ack", "time_to_answer"),
-        ("to receipt (s)", "to acknowledgement (min)", "to answer (min)"),
+        (
+            "Time to receipt (s)",
+            "Time to acknowledgement (min)",
+            "Time to answer (min)",
+        ),
         strict=True,
     ):
         values = [
@@ -272,21 +340,28 @@ def _charts(aar: dict[str, Any], out: Path) -> list[str]:
             is not None
         ]
         ax.hist(values or [0], bins=20, color="tab:blue")
-        ax.set_title(f"time {label}")
-    fig.suptitle(f"EXERCISE — {aar['scenario']}")
+        ax.set_title(t(label))
+    fig.suptitle(f"{banner} — {aar['scenario']}")
     fig.tight_layout()
     fig.savefig(out / "times.png", dpi=100)
     plt.close(fig)
     names.append("times.png")
 
     d = aar["deadlines"]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(7, 4))
     ax.bar(
-        ["ack met", "ack missed", "answer met", "answer missed", "escalations"],
+        [
+            t("Acknowledgement: met"),
+            t("Acknowledgement: missed"),
+            t("Answer: met"),
+            t("Answer: missed"),
+            t("Escalations"),
+        ],
         [d["ack_met"], d["ack_missed"], d["answer_met"], d["answer_missed"], aar["escalations"]],
         color=["tab:green", "tab:red", "tab:green", "tab:red", "tab:orange"],
     )
-    ax.set_title("EXERCISE — deadlines and escalations")
+    ax.tick_params(axis="x", labelrotation=20, labelsize="small")
+    ax.set_title(f"{banner} — " + t("Deadlines met and missed, and escalations"))
     fig.tight_layout()
     fig.savefig(out / "deadlines.png", dpi=100)
     plt.close(fig)
@@ -294,13 +369,17 @@ def _charts(aar: dict[str, Any], out: Path) -> list[str]:
     return names
 
 
-def write_aar(result: RunResult, out: Path) -> tuple[dict[str, Any], list[str]]:
-    """Write report.json, report.md and the charts into ``out``; return data and failures."""
+def write_aar(result: RunResult, out: Path, lang: str = "en") -> tuple[dict[str, Any], list[str]]:
+    """Write report.json, report.md and the charts into ``out``; return data and failures.
+
+    report.md (and, where the default font can draw the script, the charts) is
+    in the reader's language ``lang``; report.json holds codes and wire times.
+    """
     out.mkdir(parents=True, exist_ok=True)
     aar = build_aar(result)
     failures = check_expectations(aar, result)
     aar["expectations_failed"] = failures
-    charts = _charts(aar, out)
+    charts = _charts(aar, out, lang)
     (out / "report.json").write_text(json.dumps(aar, ensure_ascii=False, indent=1) + "\n")
-    (out / "report.md").write_text(_markdown(aar, failures, charts))
+    (out / "report.md").write_text(_markdown(aar, failures, charts, lang), encoding="utf-8")
     return aar, failures
