@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,6 @@ class _NodeRun:
     proc: subprocess.Popen[bytes] | None = None
     admin: httpx.Client | None = None
     officer: httpx.Client | None = None
-    seen: set[str] = field(default_factory=set)
 
     @property
     def base(self) -> str:
@@ -113,6 +112,7 @@ class ExerciseRun:
         self.actions: list[dict[str, Any]] = []
         self.answers: dict[str, Inject] = {}  # message id -> the inject it came from
         self.counters = {"injected": 0, "acks": 0, "answers": 0, "pongs": 0}
+        self.seen: dict[str, set[str]] = {}  # per party: messages its officer has looked at
 
     # -- set-up -------------------------------------------------------------------
 
@@ -258,18 +258,14 @@ class ExerciseRun:
         return self._collect(time.monotonic() - started)
 
     def _inject(self, index: int, inject: Inject) -> None:
-        node = self.nodes[inject.from_]
-        assert node.officer is not None  # noqa: S101
         body = resolve_times(dict(inject.body), self.t0)
         if inject.answers is not None:
             earlier = self.sent_by_inject[inject.answers]
             received = [m["id"] for m in earlier["messages"] if m["to"] == inject.from_]
             body[REPLY_FIELDS[inject.type]] = received[0]
-        sent = _call(
-            node.officer,
-            "POST",
-            "/api/v1/messages",
-            json={
+        sent = self._send(
+            inject.from_,
+            {
                 "agreement": self.scenario.agreement.id,
                 "to": self.scenario.recipients(inject),
                 "type": inject.type,
@@ -294,37 +290,32 @@ class ExerciseRun:
 
     def _officers_look(self) -> None:
         """Each officer looks at what arrived and plans when to read and answer it."""
-        for n in self.nodes.values():
-            assert n.officer is not None  # noqa: S101
-            officer = self.scenario.party(n.party).officer
-            rows = _call(
-                n.officer, "GET", "/api/v1/messages", params={"direction": "in", "limit": 1000}
-            )
-            for m in sorted(rows, key=lambda r: r["stored"]):
-                if m["id"] in n.seen:
+        for party in self.nodes:
+            officer = self.scenario.party(party).officer
+            seen = self.seen.setdefault(party, set())
+            for m in sorted(self._incoming(party), key=lambda r: r["stored"]):
+                if m["id"] in seen:
                     continue
-                n.seen.add(m["id"])
+                seen.add(m["id"])
                 kind = m["type"]
                 if kind not in ("notification", "request", "consultation", "ping", "escalation"):
                     continue
                 if self.random.random() < officer.silent:
                     self.actions.append(
-                        {"party": n.party, "action": "silent", "message": m["id"], "at": None}
+                        {"party": party, "action": "silent", "message": m["id"], "at": None}
                     )
                     continue
                 now = self._offset()
                 if kind == "ping":
-                    self._push(now + self._draw(officer.pong), "pong", (n.party, m))
+                    self._push(now + self._draw(officer.pong), "pong", (party, m))
                     continue
                 ack_at = now + self._draw(officer.ack)
-                self._push(ack_at, "ack", (n.party, m))
+                self._push(ack_at, "ack", (party, m))
                 if kind in ANSWERED_TYPES:
-                    self._push(ack_at + self._draw(officer.answer), "answer", (n.party, m))
+                    self._push(ack_at + self._draw(officer.answer), "answer", (party, m))
 
     def _act(self, kind: str, payload: tuple[str, dict[str, Any]]) -> None:
         party, m = payload
-        node = self.nodes[party]
-        assert node.officer is not None  # noqa: S101
         officer = self.scenario.party(party).officer
         name = f"{officer.name} ({party})"
         if kind == "ack":
@@ -348,12 +339,7 @@ class ExerciseRun:
             msg_type = "response"
             self.counters["answers"] += 1
         try:
-            _call(
-                node.officer,
-                "POST",
-                "/api/v1/messages",
-                json={"type": msg_type, "tlp": m["tlp"], "body": body, "exercise": True},
-            )
+            self._send(party, {"type": msg_type, "tlp": m["tlp"], "body": body, "exercise": True})
             outcome = "sent"
         except DeliveryError as exc:
             outcome = f"refused: {exc}"
@@ -367,42 +353,63 @@ class ExerciseRun:
             }
         )
 
+    # -- how the runner reaches the nodes: HTTP (InProcessRun: function calls) ----------
+
+    def _send(self, party: str, request: dict[str, Any]) -> list[dict[str, Any]]:
+        """What the party's officer sends through the client API: [{id, to, ...}]."""
+        officer = self.nodes[party].officer
+        assert officer is not None  # noqa: S101
+        sent: list[dict[str, Any]] = _call(officer, "POST", "/api/v1/messages", json=request)
+        return sent
+
+    def _incoming(self, party: str) -> list[dict[str, Any]]:
+        officer = self.nodes[party].officer
+        assert officer is not None  # noqa: S101
+        rows: list[dict[str, Any]] = _call(
+            officer, "GET", "/api/v1/messages", params={"direction": "in", "limit": 1000}
+        )
+        return rows
+
+    def _node_record(self, party: str) -> dict[str, Any]:
+        admin = self.nodes[party].admin
+        assert admin is not None  # noqa: S101
+        cases = _call(admin, "GET", "/api/v1/cases", params={"exercise": True, "limit": 1000})
+        details = [_call(admin, "GET", f"/api/v1/cases/{c['case']}") for c in cases]
+        messages: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            page = _call(admin, "GET", "/api/v1/messages", params={"limit": 1000, "offset": offset})
+            messages.extend(page)
+            if len(page) < 1000:
+                break
+            offset += 1000
+        alarms = _call(admin, "GET", "/api/v1/alarms")
+        return {"cases": details, "messages": messages, "alarms": alarms}
+
+    def _report(self, party: str, other: str, since: str) -> dict[str, Any]:
+        admin = self.nodes[party].admin
+        assert admin is not None  # noqa: S101
+        bundle: dict[str, Any] = _call(
+            admin,
+            "GET",
+            "/api/v1/report",
+            params={"counterparty": other, "since": since, "exercise": True},
+        )
+        return bundle
+
     # -- what happened ------------------------------------------------------------------
 
     def _collect(self, wall: float) -> RunResult:
         from detente.audit import audit_report  # noqa: PLC0415
 
         assert self.agreement is not None  # noqa: S101
-        nodes: dict[str, dict[str, Any]] = {}
-        for pid, n in self.nodes.items():
-            assert n.admin is not None  # noqa: S101
-            cases = _call(n.admin, "GET", "/api/v1/cases", params={"exercise": True, "limit": 1000})
-            details = [_call(n.admin, "GET", f"/api/v1/cases/{c['case']}") for c in cases]
-            messages: list[dict[str, Any]] = []
-            offset = 0
-            while True:
-                page = _call(
-                    n.admin, "GET", "/api/v1/messages", params={"limit": 1000, "offset": offset}
-                )
-                messages.extend(page)
-                if len(page) < 1000:
-                    break
-                offset += 1000
-            alarms = _call(n.admin, "GET", "/api/v1/alarms")
-            nodes[pid] = {"cases": details, "messages": messages, "alarms": alarms}
+        nodes = {pid: self._node_record(pid) for pid in self.nodes}
         reports: dict[str, Any] = {}
         since = format_time(self.t0 - timedelta(seconds=1))
-        for pid, n in self.nodes.items():
-            assert n.admin is not None  # noqa: S101
+        for pid in self.nodes:
             partners = {m["to"] for m in nodes[pid]["messages"] if m["direction"] == "out"}
             for other in sorted(partners):
-                bundle = _call(
-                    n.admin,
-                    "GET",
-                    "/api/v1/report",
-                    params={"counterparty": other, "since": since, "exercise": True},
-                )
-                result = audit_report(bundle, [self.agreement])
+                result = audit_report(self._report(pid, other, since), [self.agreement])
                 reports[f"{pid}->{other}"] = {
                     "ok": result.ok,
                     "items": len(result.items),
