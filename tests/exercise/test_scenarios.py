@@ -15,6 +15,7 @@ import pytest
 
 from detente.errors import ConfigError
 from detente.exercise.aar import write_aar
+from detente.exercise.inprocess import InProcessRun
 from detente.exercise.runner import ExerciseRun
 from detente.exercise.scenario import load_scenario
 
@@ -100,3 +101,19 @@ def test_cli_check(tmp_path: Path) -> None:
     )
     assert refused.returncode == 1
     assert "bad.yaml:1:" in refused.stderr
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_scenario_in_process_gives_the_same_verdicts(path: Path, tmp_path: Path) -> None:
+    """--in-process: every party's node in this process; the same expectations hold."""
+    scenario = load_scenario(path)
+    run = InProcessRun(scenario, tmp_path / "nodes", speed=0)
+    try:
+        run.setup()
+        result = run.run()
+    finally:
+        run.stop()
+    aar, failures = write_aar(result, tmp_path / "report")
+    assert aar["messages_lost"] == 0, aar["lost"]
+    assert failures == []
+    assert aar["audit"]["ok"], aar["audit"]

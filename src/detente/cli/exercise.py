@@ -41,6 +41,14 @@ def run(
     out: Annotated[Path | None, typer.Option(help="where to write the report")] = None,
     seed: Annotated[int | None, typer.Option(help="the officers' random seed")] = None,
     keep: Annotated[bool, typer.Option(help="keep the nodes' directories")] = False,
+    in_process: Annotated[
+        bool,
+        typer.Option(
+            "--in-process",
+            help="host every party's node in this process (own keys and store each; "
+            "the network simulated): for scenarios with many parties",
+        ),
+    ] = False,
     lang: Annotated[
         str,
         typer.Option(
@@ -78,7 +86,14 @@ def run(
         text = " ".join(f"{k} {v}" for k, v in counters.items())
         progress.update(task, completed=done, counters=text)
 
-    exercise = ExerciseRun(s, workdir, speed=speed, seed=seed, on_progress=on_progress)
+    if in_process:
+        from detente.exercise.inprocess import InProcessRun  # noqa: PLC0415
+
+        exercise: ExerciseRun = InProcessRun(
+            s, workdir, speed=speed, seed=seed, on_progress=on_progress
+        )
+    else:
+        exercise = ExerciseRun(s, workdir, speed=speed, seed=seed, on_progress=on_progress)
     try:
         with progress:
             exercise.setup()

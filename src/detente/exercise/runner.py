@@ -123,15 +123,7 @@ class ExerciseRun:
                 self.workdir / p.id, p.id, dict(p.names), p.country, list(p.languages), free_port()
             )
             self.nodes[p.id] = _NodeRun(p.id, home)
-        agreement = Agreement(
-            id=s.agreement.id,
-            version=1,
-            titles=dict(s.agreement.title),
-            members=tuple(n.home.card() for n in self.nodes.values()),
-            policy=s.policy(),
-            valid_from=self.t0 - timedelta(days=1),
-            valid_until=self.t0 + timedelta(seconds=s.duration) + timedelta(days=400),
-        )
+        agreement = self._agreement([n.home.card() for n in self.nodes.values()])
         for pid, n in self.nodes.items():
             agreement = agreement.sign(pid, n.home.keys())
         self.agreement = agreement
@@ -171,7 +163,26 @@ class ExerciseRun:
                 timeout=60,
                 headers={"authorization": f"Bearer {n.home.cli_token()}"},
             )
-        for index, inject in enumerate(s.injects):
+        self._schedule_injects()
+
+    def _agreement(self, members: list[Any]) -> Agreement:
+        """The scenario's agreement between ``members`` (cards), not yet signed."""
+        s = self.scenario
+        return Agreement(
+            id=s.agreement.id,
+            version=1,
+            titles=dict(s.agreement.title),
+            members=tuple(members),
+            policy=s.policy(),
+            valid_from=self.t0 - timedelta(days=1),
+            valid_until=self.t0 + timedelta(seconds=s.duration) + timedelta(days=400),
+        )
+
+    def _party_ids(self) -> list[str]:
+        return [p.id for p in self.scenario.parties]
+
+    def _schedule_injects(self) -> None:
+        for index, inject in enumerate(self.scenario.injects):
             self._push(inject.at, "inject", (index, inject))
 
     def stop(self) -> None:
@@ -290,7 +301,7 @@ class ExerciseRun:
 
     def _officers_look(self) -> None:
         """Each officer looks at what arrived and plans when to read and answer it."""
-        for party in self.nodes:
+        for party in self._party_ids():
             officer = self.scenario.party(party).officer
             seen = self.seen.setdefault(party, set())
             for m in sorted(self._incoming(party), key=lambda r: r["stored"]):
@@ -403,10 +414,10 @@ class ExerciseRun:
         from detente.audit import audit_report  # noqa: PLC0415
 
         assert self.agreement is not None  # noqa: S101
-        nodes = {pid: self._node_record(pid) for pid in self.nodes}
+        nodes = {pid: self._node_record(pid) for pid in self._party_ids()}
         reports: dict[str, Any] = {}
         since = format_time(self.t0 - timedelta(seconds=1))
-        for pid in self.nodes:
+        for pid in self._party_ids():
             partners = {m["to"] for m in nodes[pid]["messages"] if m["direction"] == "out"}
             for other in sorted(partners):
                 result = audit_report(self._report(pid, other, since), [self.agreement])
