@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,10 +27,9 @@ def test_five_scenarios_ship() -> None:
     assert len(SCENARIOS) == 5
 
 
-@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
-def test_scenario_runs_end_to_end(path: Path, tmp_path: Path) -> None:
-    scenario = load_scenario(path)
-    run = ExerciseRun(scenario, tmp_path / "nodes", speed=0)
+def _play(kind: type[ExerciseRun], path: Path, tmp_path: Path) -> tuple[Any, Any]:
+    """Run the scenario flat out; check what every run must show; (report data, result)."""
+    run = kind(load_scenario(path), tmp_path / "nodes", speed=0)
     try:
         run.setup()
         result = run.run()
@@ -39,6 +39,12 @@ def test_scenario_runs_end_to_end(path: Path, tmp_path: Path) -> None:
     assert aar["messages_lost"] == 0, aar["lost"]
     assert failures == []
     assert aar["audit"]["ok"], aar["audit"]
+    return aar, result
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_scenario_runs_end_to_end(path: Path, tmp_path: Path) -> None:
+    aar, result = _play(ExerciseRun, path, tmp_path)
     assert aar["exercise"] is True
     for name in ("report.json", "report.md", "timeline.png", "times.png", "deadlines.png"):
         assert (tmp_path / "report" / name).stat().st_size > 0
@@ -106,14 +112,4 @@ def test_cli_check(tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 def test_scenario_in_process_gives_the_same_verdicts(path: Path, tmp_path: Path) -> None:
     """--in-process: every party's node in this process; the same expectations hold."""
-    scenario = load_scenario(path)
-    run = InProcessRun(scenario, tmp_path / "nodes", speed=0)
-    try:
-        run.setup()
-        result = run.run()
-    finally:
-        run.stop()
-    aar, failures = write_aar(result, tmp_path / "report")
-    assert aar["messages_lost"] == 0, aar["lost"]
-    assert failures == []
-    assert aar["audit"]["ok"], aar["audit"]
+    _play(InProcessRun, path, tmp_path)
