@@ -105,7 +105,8 @@ def c2sp_check_note(note: str, vkey: str) -> tuple[str, int, bytes]:
 @pytest.fixture
 def two_nodes(tmp_path: Path) -> Any:
     homes = {}
-    for pid, name in (("US-CISA", "en=CISA"), ("RU-NCCC", "ru=НКЦКИ")):
+    # RU-NCCC works in Russian: `show` defaults to it (test_show_in_the_readers_language).
+    for pid, name, lang in (("US-CISA", "en=CISA", "en"), ("RU-NCCC", "ru=НКЦКИ", "ru")):
         home = tmp_path / pid
         detente(
             "init",
@@ -117,6 +118,8 @@ def two_nodes(tmp_path: Path) -> Any:
             name,
             "--country",
             pid[:2],
+            "--lang",
+            lang,
             "--port",
             str(free_port()),
         )
@@ -134,6 +137,8 @@ def two_nodes(tmp_path: Path) -> Any:
         "us-ru-2013",
         "--title",
         "en=Cyber CBMs",
+        "--title",
+        "ru=Меры доверия",
         "--member",
         str(cards[0]),
         "--member",
@@ -258,3 +263,39 @@ def test_key_file_is_private(tmp_path: Path) -> None:
         "agreement", "sign", str(tmp_path / "none.json"), "--home", str(home), check=False
     )
     assert exposed.returncode == 1
+
+
+def test_show_in_the_readers_language(two_nodes: dict[str, Path]) -> None:
+    us, ru = str(two_nodes["US-CISA"]), str(two_nodes["RU-NCCC"])
+    sent = detente_json(
+        "send", "--home", us, "--agreement", "us-ru-2013", "--type", "notification",
+        "--tlp", "AMBER", "--body", json.dumps(FORM),
+    )  # fmt: skip
+    message_id = sent[0]["id"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if detente_json("show", message_id, "--home", us)["delivery"] == "delivered":
+            break
+        time.sleep(0.2)
+
+    # The Russian node's first language is Russian: the default.
+    out = detente("show", message_id, "--home", ru).stdout
+    assert "Программа-вымогатель" in out and "(ransomware)" in out
+    assert "Серьёзный" in out
+    assert "Входящее" in out
+    assert "TLP:AMBER" in out
+    assert FORM["activity"]["text"] in out  # type: ignore[index]
+    assert "язык оригинала, без перевода: английский [en]" in out
+
+    # Another reader on the same node.
+    out = detente("show", message_id, "--home", ru, "--lang", "zh-Hans").stdout
+    assert "勒索软件" in out and "英语 [en]" in out
+    out = detente("show", message_id, "--home", ru, "--lang", "ar").stdout
+    assert "برمجيات الفدية" in out and "TLP:AMBER" in out
+
+    # The sender's node reads its own copy in English; JSON stays codes.
+    out = detente("show", message_id, "--home", us).stdout
+    assert "Ransomware" in out and "Delivered (receipt received)" in out
+    shown = detente_json("show", message_id, "--home", ru, "--lang", "ru")
+    assert shown["content"]["body"] == FORM
+    assert shown["type"] == "notification"
