@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ru_home import russian_home
 from typer.testing import CliRunner
 
 import detente.cli.main as cli
@@ -101,20 +102,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A node home whose first language is Russian (only its config is read)."""
     monkeypatch.setattr(cli, "ApiClient", FakeApi)
     monkeypatch.setenv("COLUMNS", "250")
-    config = {
-        "party_id": "RU-NCCC",
-        "names": {"ru": "НКЦКИ"},
-        "country": "RU",
-        "role": "technical",
-        "languages": ["ru", "en"],
-        "availability": "24/7",
-        "listen_host": "127.0.0.1",
-        "listen_port": 1,
-        "endpoint": "http://127.0.0.1:1",
-        "db_url": "sqlite://",
-    }
-    (tmp_path / "config.json").write_text(json.dumps(config, ensure_ascii=False))
-    return tmp_path
+    return russian_home(tmp_path)
 
 
 def run(*args: str) -> str:
