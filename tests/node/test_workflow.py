@@ -430,6 +430,18 @@ def test_report_and_audit_honest_and_tampered(hotline: Hotline) -> None:
     )
 
 
+def detente_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m detente ARGS`` (wide output, so sentences are not wrapped)."""
+    return subprocess.run(
+        [sys.executable, "-m", "detente", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "COLUMNS": "400"},
+    )
+
+
 def test_report_never_delivered_and_the_cli(hotline: Hotline, tmp_path: Path) -> None:
     us, cn = hotline.us, hotline.cn
     cn.stop()
@@ -437,69 +449,30 @@ def test_report_never_delivered_and_the_cli(hotline: Hotline, tmp_path: Path) ->
         (lost,) = post(us, "request", request("information"), ["CN-CNCERT"])
         hotline.advance(0)
         out = tmp_path / "report.json"
-        run = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "detente",
-                "report",
-                "--home",
-                str(us.home.path),
-                "--counterparty",
-                "CN-CNCERT",
-                "--since",
-                "2026-01-01",
-                "--out",
-                str(out),
-                "--json",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        run = detente_cli(
+            "report",
+            "--home",
+            str(us.home.path),
+            "--counterparty",
+            "CN-CNCERT",
+            "--since",
+            "2026-01-01",
+            "--out",
+            str(out),
+            "--json",
         )
         assert run.returncode == 0, run.stderr
         agreement_file = tmp_path / "agreement.json"
         agreement_file.write_bytes(canonical(hotline.agreement.to_json()))
-        audit = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "detente",
-                "audit",
-                str(out),
-                "--agreement",
-                str(agreement_file),
-                "--json",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        audit = detente_cli("audit", str(out), "--agreement", str(agreement_file), "--json")
         assert audit.returncode == 0, audit.stdout + audit.stderr
         result = json.loads(audit.stdout)
         verdict = next(i for i in result["items"] if i["message"] == lost["id"])
         assert verdict["verdict"].startswith("never delivered: no receipt")
 
         # The same verdict, read in Russian (codes and sentences from the catalogue).
-        in_russian = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "detente",
-                "audit",
-                str(out),
-                "--agreement",
-                str(agreement_file),
-                "--lang",
-                "ru",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            env={**os.environ, "COLUMNS": "400"},
+        in_russian = detente_cli(
+            "audit", str(out), "--agreement", str(agreement_file), "--lang", "ru"
         )
         assert in_russian.returncode == 0, in_russian.stderr
         ru = translator("ru")
@@ -512,21 +485,7 @@ def test_report_never_delivered_and_the_cli(hotline: Hotline, tmp_path: Path) ->
         bundle = json.loads(out.read_text())
         bundle["report"]["counts"]["request"]["sent"] += 1
         out.write_text(json.dumps(bundle))
-        tampered = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "detente",
-                "audit",
-                str(out),
-                "--agreement",
-                str(agreement_file),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        tampered = detente_cli("audit", str(out), "--agreement", str(agreement_file))
         assert tampered.returncode == 1
         assert "counts do not match" in tampered.stdout
     finally:
