@@ -30,29 +30,11 @@ from detente.i18n import translator
 from detente.node.clock import to_ms
 from detente.store.db import open_engine
 from detente.store.schema import alarms
-from forms_examples import notification
+from forms_examples import TLP_RED_MARKING, notification, stix_bundle
 from node.cluster import send, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-STIX_BUNDLE = {
-    "type": "bundle",
-    "id": "bundle--5d0092c5-5f74-4287-9642-33f4c354e56d",
-    "objects": [
-        {
-            "type": "indicator",
-            "spec_version": "2.1",
-            "id": "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
-            "created": "2026-11-24T10:00:00.000Z",
-            "modified": "2026-11-24T10:00:00.000Z",
-            "name": "C2 server",
-            "pattern": "[ipv4-addr:value = '198.51.100.23']",
-            "pattern_type": "stix",
-            "valid_from": "2026-11-24T10:00:00Z",
-            "object_marking_refs": ["marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"],
-        }
-    ],
-}
 HI, AR = translator("hi"), translator("ar")
 
 
@@ -151,7 +133,7 @@ def test_notification_arrives_live_rendered_in_hindi_and_is_acknowledged(
     body = {
         **notification("C2 servers of a ransomware operation at 203.0.113.7", severity=4),
         "category": "ransomware",
-        "indicators": STIX_BUNDLE,
+        "indicators": stix_bundle(TLP_RED_MARKING),
         "pap": "AMBER",
         "handling": ["H1"],
     }

@@ -32,7 +32,7 @@ from detente.core.policy import MESSAGE_TYPES, Policy
 from detente.core.timefmt import format_time, parse_time
 from detente.i18n import translator
 from detente.node.clock import SystemClock
-from forms_examples import OBSERVED, notification
+from forms_examples import OBSERVED, notification, stix_bundle
 from node.cluster import NodeProc, delivered, make_cluster, send, wait_until
 
 AGREEMENT = "test-agreement"
@@ -132,28 +132,9 @@ def response(request_id: str, status: str, text: str = "done") -> dict[str, Any]
     return {"request": request_id, "status": status, "details": {"lang": "en", "text": text}}
 
 
-STIX_BUNDLE = {
-    "type": "bundle",
-    "id": "bundle--5d0092c5-5f74-4287-9642-33f4c354e56d",
-    "objects": [
-        {
-            "type": "indicator",
-            "spec_version": "2.1",
-            "id": "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
-            "created": "2026-11-24T10:00:00.000Z",
-            "modified": "2026-11-24T10:00:00.000Z",
-            "name": "C2 server",
-            "pattern": "[ipv4-addr:value = '198.51.100.23']",
-            "pattern_type": "stix",
-            "valid_from": "2026-11-24T10:00:00Z",
-        }
-    ],
-}
-
-
 def test_notification_with_stix_and_a_sighting_back(hotline: Hotline) -> None:
     us, ru = hotline.us, hotline.ru
-    body = {**notification("C2 traffic to your networks", severity=5), "indicators": STIX_BUNDLE}
+    body = {**notification("C2 traffic to your networks", severity=5), "indicators": stix_bundle()}
     (sent,) = post(us, "notification", body, ["RU-NCCC"])
     hotline.reached(ru, sent["id"])
     wait_until(lambda: delivered(us, sent["id"]), 30, "receipt")
