@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from detente.core.agreement import Agreement
-from detente.core.envelope import Content
+from detente.core.envelope import Content, Envelope
 from detente.core.policy import MESSAGE_TYPES, Policy
 from detente.core.timefmt import format_time, parse_time
 from detente.errors import DeliveryError, DetenteError
@@ -149,21 +149,15 @@ def run_scale(
         try:
             t1 = time.perf_counter()
             _, pings = coordinator.ping(agreement.id, None, exercise=True)
-            verified = _fan_out(pool, coordinator, others)
-            by_recipient = {e.to: e.id for e in pings}
-
-            def pong(node: Node) -> None:
-                node.send(
-                    Content("pong", "CLEAR", {"ping": by_recipient[node.id], "officer": "Duty"}),
-                    None,
-                    None,
-                    exercise=True,
-                    by=f"officer-{node.id}",
-                )
-
-            list(pool.map(pong, others))
-            verified += _fan_in(pool, others, coordinator)
-            report = _count_done(coordinator, by_recipient.values(), "answered_at")
+            verified, report = _round(
+                pool,
+                coordinator,
+                others,
+                pings,
+                "pong",
+                lambda ping_id: {"ping": ping_id, "officer": "Duty"},
+                "answered_at",
+            )
             ping_s = time.perf_counter() - t1
             say("ping round", n_parties, n_parties)
 
@@ -180,26 +174,17 @@ def run_scale(
                 sent = coordinator.send(
                     Content("notification", "GREEN", body), None, agreement.id, exercise=True
                 )
-                verified += _fan_out(pool, coordinator, others)
-                notice = {e.to: e.id for e in sent}
                 read_at = format_time(now)
-
-                def ack(node: Node) -> None:
-                    node.send(
-                        Content(
-                            "ack",
-                            "GREEN",
-                            {"message": notice[node.id], "officer": "Duty", "read_at": read_at},
-                        ),
-                        None,
-                        None,
-                        exercise=True,
-                        by=f"officer-{node.id}",
-                    )
-
-                list(pool.map(ack, others))
-                verified += _fan_in(pool, others, coordinator)
-                acks = _count_done(coordinator, notice.values(), "acked_at")
+                done, acks = _round(
+                    pool,
+                    coordinator,
+                    others,
+                    sent,
+                    "ack",
+                    lambda msg_id: {"message": msg_id, "officer": "Duty", "read_at": read_at},
+                    "acked_at",
+                )
+                verified += done
                 notify_s = time.perf_counter() - t2
                 say("notification round", n_parties, n_parties)
         finally:
@@ -209,6 +194,36 @@ def run_scale(
             node.close()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return ScaleResult(n_parties, setup, ping_s, report, notify_s, acks, verified, peak)
+
+
+def _round(
+    pool: ThreadPoolExecutor,
+    coordinator: Node,
+    others: list[Node],
+    sent: list[Envelope],
+    reply_type: str,
+    reply_body: Callable[[str], dict[str, Any]],
+    column: str,
+) -> tuple[int, int]:
+    """Deliver ``sent`` to everyone, have each officer reply, bring the replies back.
+
+    Returns (receipts verified, how many of ``sent`` have ``column`` set at the end).
+    """
+    verified = _fan_out(pool, coordinator, others)
+    by_recipient = {e.to: e.id for e in sent}
+
+    def reply(node: Node) -> None:
+        node.send(
+            Content(reply_type, sent[0].tlp, reply_body(by_recipient[node.id])),
+            None,
+            None,
+            exercise=True,
+            by=f"officer-{node.id}",
+        )
+
+    list(pool.map(reply, others))
+    verified += _fan_in(pool, others, coordinator)
+    return verified, _count_done(coordinator, by_recipient.values(), column)
 
 
 def _fan_out(pool: ThreadPoolExecutor, src: Node, dsts: list[Node]) -> int:
