@@ -32,12 +32,12 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, and_, select
 
 from detente.core.canonical import b64e, parse, signing_input
+from detente.core.checkpoint import unverified_checkpoint
 from detente.core.envelope import Content
 from detente.core.keys import PartyKeys
 from detente.core.party import PartyCard
 from detente.core.receipt import note_hash
 from detente.core.timefmt import format_time
-from detente.errors import EncodingError
 from detente.node.clock import from_ms
 from detente.node.log import NodeLog
 from detente.store.schema import agreements as agreements_t
@@ -192,7 +192,9 @@ def build_report(
         if r.note is not None:
             receipt_notes.setdefault(note_hash(bytes(r.note)), bytes(r.note).decode())
     # Their witnessed log: the checkpoints from the first one a receipt names on.
-    first = min((_note_size(n) for n in receipt_notes.values()), default=None)
+    first = min(
+        (unverified_checkpoint(n.encode()).size for n in receipt_notes.values()), default=None
+    )
     their_log = []
     for c_size, c_note, proof_from, proof in chain:
         if first is not None and c_size < first and c_size != chain[-1][0]:
@@ -242,10 +244,3 @@ def _may_disclose(plaintext: bytes) -> bool:
     content = Content.from_plaintext(plaintext)
     handling = content.body.get("handling", [])
     return content.tlp != "RED" and not {"H2", "H3"} & set(handling)
-
-
-def _note_size(note: str) -> int:
-    lines = note.split("\n")
-    if len(lines) < 2 or not lines[1].isdigit():
-        raise EncodingError("a stored checkpoint note has no size line")
-    return int(lines[1])
